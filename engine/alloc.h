@@ -1,0 +1,117 @@
+/*
+ * alloc.h - buckets, generations, write points and space accounting.
+ *
+ * Owns: the in-memory bucket array (authoritative while the store is open; persisted as
+ * keys of the alloc b-tree), the write points that hand out space by appending into open
+ * buckets, and the rules for when a bucket may be reused.
+ *
+ * Invariants (written again next to the code that keeps them):
+ *  - A bucket is handed out again only when it holds no live data, no live b-tree node, no
+ *    open write point or allocation, and the journal entry that recorded it becoming empty
+ *    is durable (freed_seq <= durable seq).
+ *  - Reusing a bucket bumps its generation; a pointer whose gen differs is stale.
+ *  - dirty_sectors changes only through committed transactions (rd_alloc_account), in the
+ *    same journal entry as the extent change that caused it.
+ *  - Space is reserved before it is written (rd_alloc_reserve), so a full device gives
+ *    ENOSPC up front, never half an update.
+ */
+#ifndef RD_ALLOC_H
+#define RD_ALLOC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+
+struct rd_store;
+struct rd_trans;
+
+/* In-memory state of one bucket. */
+struct rd_bucket {
+	uint32_t gen;
+	uint8_t  data_type;	/* enum rd_data_type */
+	uint32_t dirty_sectors;	/* live user data (persisted in the alloc tree) */
+	uint32_t btree_sectors;	/* live b-tree nodes (derived from the trees at open) */
+	uint32_t open_refs;	/* write points and outstanding allocations */
+	uint64_t freed_seq;	/* journal seq that recorded it empty; reusable once durable */
+	bool     gen_dirty;	/* gen/type changed in memory, alloc key not yet committed */
+};
+
+enum rd_write_point {
+	RD_WP_BTREE,
+	RD_WP_USER,
+	RD_WP_NR
+};
+
+/* Space handed out by rd_alloc_sectors: contiguous, inside one bucket. */
+struct rd_alloc_span {
+	uint64_t offset;	/* device byte offset */
+	uint32_t sectors;
+	uint64_t bucket;
+	uint32_t gen;
+};
+
+/* Builds the bucket array: gens, types and dirty_sectors from the alloc tree, b-tree
+ * sectors from walking the trees' interior nodes. Called by rd_store_open after replay. */
+int rd_alloc_init(struct rd_store *s);
+void rd_alloc_exit(struct rd_store *s);
+
+/* The bucket holding device byte offset off. */
+uint64_t rd_alloc_bucket_of(const struct rd_store *s, uint64_t off);
+
+/*
+ * Hands out up to want_sectors (at least min_sectors) contiguous sectors from write point
+ * wp, opening a fresh bucket when the current one is full. The span holds an open
+ * reference on its bucket until rd_alloc_span_put. Data spans must be covered by a
+ * reservation. -ENOSPC (-RD_ERR_NO_SPACE_META for RD_WP_BTREE) when no bucket is free.
+ */
+int rd_alloc_sectors(struct rd_store *s, enum rd_write_point wp, uint32_t want_sectors,
+		     uint32_t min_sectors, struct rd_alloc_span *out);
+/* Drops the span's open reference: after its extent was committed, or its write failed. */
+void rd_alloc_span_put(struct rd_store *s, const struct rd_alloc_span *span);
+
+/* Records in t that sectors (negative to release) of the extent at device offset off
+ * change; on commit they update dirty_sectors and the alloc key in the same entry. */
+int rd_alloc_account(struct rd_trans *t, const struct rd_store *s, uint64_t off,
+		     int64_t sectors);
+
+/* Called by rd_trans_commit with the index lock held: before journaling, turn t's deltas
+ * (and any pending gen changes of the buckets they touch) into alloc-key puts in t. */
+int rd_alloc_trans_prepare(struct rd_store *s, struct rd_trans *t);
+/* After t was journaled as seq and applied: update the in-memory buckets. */
+void rd_alloc_trans_done(struct rd_store *s, struct rd_trans *t, uint64_t seq);
+
+/* B-tree node space, for checkpoints (index lock held). prepare opens enough btree buckets
+ * for nodes more node writes and queues their alloc keys in t, so that the checkpoint's
+ * own writes need no further allocator updates. */
+int rd_alloc_btree_prepare(struct rd_store *s, uint64_t nodes, struct rd_trans *t);
+int rd_alloc_btree_node(struct rd_store *s, uint64_t *offset, uint32_t *gen);
+/* A node at offset stops being live when the checkpoint seq is durable. */
+void rd_alloc_btree_node_free(struct rd_store *s, uint64_t offset, uint64_t seq);
+
+/* Whether a pointer (offset, gen) is stale: its bucket's generation moved on. */
+bool rd_alloc_ptr_stale(const struct rd_store *s, uint64_t offset, uint32_t gen);
+
+/* Reserve sectors of user data before writing them; -ENOSPC if they do not fit. */
+int rd_alloc_reserve(struct rd_store *s, uint64_t sectors);
+void rd_alloc_unreserve(struct rd_store *s, uint64_t sectors);
+
+struct rd_space {
+	uint64_t total_bytes;		/* the device */
+	uint64_t usable_bytes;		/* allocatable buckets */
+	uint64_t user_bytes;		/* live user data */
+	uint64_t btree_bytes;		/* live b-tree nodes */
+	uint64_t journal_bytes;
+	uint64_t free_bytes;		/* in buckets that hold nothing (incl. pending reuse) */
+	uint64_t available_bytes;	/* what new writes may still reserve */
+	uint64_t reserved_bytes;	/* reserved by writes in progress */
+	uint64_t buckets_free;
+	uint64_t buckets_pending;	/* empty, waiting for a journal flush before reuse */
+	uint64_t buckets_user, buckets_btree;
+};
+void rd_alloc_space(struct rd_store *s, struct rd_space *sp);
+
+/* A copy of bucket b's state (for fsck and tests); -ERANGE if b is out of range. */
+int rd_alloc_bucket(struct rd_store *s, uint64_t b, struct rd_bucket *out);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * csum.h - checksums used on disk: crc32c and xxhash (XXH3-64).
+ *
+ * Owns: computing a checksum of a given rd_csum_type over a buffer, and naming the types.
+ * Stored checksums are 64 bits wide; crc32c fills the low 32. Metadata headers store only
+ * the low 32 bits of whichever type the superblock selects.
+ */
+#ifndef RD_CSUM_H
+#define RD_CSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+/* crc32c (Castagnoli) continuing from crc; start with 0 for a fresh checksum. */
+uint32_t rd_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* Checksum of buf under type; RD_CSUM_NONE gives 0. */
+uint64_t rd_csum(enum rd_csum_type type, const void *buf, size_t len);
+
+/* "crc32c", "xxhash", "none"; NULL for an unknown type. */
+const char *rd_csum_name(unsigned type);
+/* Inverse of rd_csum_name: the type, or -EINVAL. */
+int rd_csum_parse(const char *name);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * io.h - the engine's I/O layer on io_uring.
+ *
+ * Owns: the image file descriptor (opened O_DIRECT when the filesystem under it allows),
+ * the rings, and the I/O threads that own them. Requests are submitted from any thread
+ * through a queue and complete through a callback on an I/O thread. Partial transfers are
+ * resubmitted for the remainder; a transfer that reaches end of file (or, for a foreign fd
+ * such as /proc/PID/mem, a 0-byte read) completes with the bytes done so far.
+ *
+ * Must never: block in a completion callback (callbacks run on the I/O thread: they may take
+ * short mutexes and submit more I/O, nothing else), or do blocking pread/pwrite on the data
+ * path. The synchronous helpers below are for metadata and tools; they wait on a completion.
+ *
+ * Alignment: with O_DIRECT, buffers, offsets and lengths on the device must be multiples of
+ * the device's logical block size; rd_io_buf_alloc() returns suitably aligned memory.
+ */
+#ifndef RD_IO_H
+#define RD_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rd_io;
+
+enum rd_io_op {
+	RD_IO_READ,
+	RD_IO_WRITE,
+	RD_IO_FLUSH,	/* fdatasync of the device: orders durability of completed writes */
+};
+
+struct rd_io_req {
+	enum rd_io_op	op;
+	int		fd;	/* -1: the image; else any fd the caller keeps open */
+	void		*buf;
+	uint64_t	off;
+	size_t		len;
+	/*
+	 * Called once, on an I/O thread, with the bytes transferred (possibly short at end of
+	 * file) or a negative errno if nothing was transferred. The request memory belongs to
+	 * the submitter again from this call on.
+	 */
+	void		(*end_io)(struct rd_io_req *req, long res);
+	void		*priv;
+	/* private to io.c */
+	size_t		done;
+	struct rd_io_req *next;
+};
+
+struct rd_io_opts {
+	bool		read_only;
+	bool		no_direct;	/* open without O_DIRECT (tests on tmpfs, tools) */
+	unsigned	queue_depth;	/* ring entries per thread; 0 = 256 */
+	unsigned	threads;	/* I/O threads; 0 = 1 */
+};
+
+/* Opens path (which must exist) and starts the I/O threads. */
+int rd_io_open(const char *path, const struct rd_io_opts *opts, struct rd_io **out);
+/* Waits for every submitted request to complete, then stops the threads and closes. */
+void rd_io_close(struct rd_io *io);
+
+/* Size of the image file in bytes, as of open. */
+uint64_t rd_io_size(const struct rd_io *io);
+/* Whether the image is open with O_DIRECT. */
+bool rd_io_is_direct(const struct rd_io *io);
+/* The image's fd, for tools that need it (never for data-path I/O). */
+int rd_io_fd(const struct rd_io *io);
+
+/* Queues req; end_io is called later, never from inside this call. */
+void rd_io_submit(struct rd_io *io, struct rd_io_req *req);
+
+/* Synchronous helpers: submit and wait. They return 0 only if all of len was transferred,
+ * -RD_ERR_TRUNCATED on a short transfer, else -errno. */
+int rd_io_read(struct rd_io *io, void *buf, size_t len, uint64_t off);
+int rd_io_write(struct rd_io *io, const void *buf, size_t len, uint64_t off);
+int rd_io_flush(struct rd_io *io);
+
+/* Memory aligned for O_DIRECT (4096), zero-filled. NULL on failure. */
+void *rd_io_buf_alloc(size_t len);
+void rd_io_buf_free(void *buf);
+
+#endif
