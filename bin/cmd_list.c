@@ -19,21 +19,88 @@
 static void list_usage(FILE *f)
 {
 	fprintf(f,
-"usage: refdio list IMAGE --btree NAME [--json]\n"
+"usage: refdio list IMAGE --btree NAME [--nodes] [--json]\n"
 "\n"
 "Prints the keys of one b-tree in key order: position (inode:offset:snapshot), then the\n"
 "value. NAME is one of extents, inodes, dirents, xattrs, alloc.\n"
 "\n"
 "options:\n"
 "  --btree NAME  the tree to list\n"
+"  --nodes       list the tree's nodes (level, device offset, keys, key range) instead\n"
 "  --json        a JSON array of {inode, offset, snapshot, type, len, value}\n"
+"                (with --nodes: {level, offset, gen, seq, keys, bytes, min, max, error})\n"
 "  -h, --help    this text\n");
+}
+
+struct node_list {
+	bool json;
+	json_object *arr;
+	unsigned bad;
+};
+
+static int node_cb(void *priv, const struct rd_node_info *ni)
+{
+	struct node_list *nl = priv;
+	char min[64], max[64];
+
+	snprintf(min, sizeof(min), "%" PRIu64 ":%" PRIu64 ":%u", ni->min_key.inode,
+		 ni->min_key.offset, ni->min_key.snapshot);
+	snprintf(max, sizeof(max), "%" PRIu64 ":%" PRIu64 ":%u", ni->max_key.inode,
+		 ni->max_key.offset, ni->max_key.snapshot);
+	nl->bad += ni->error != 0;
+	if (nl->json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "level", json_object_new_int((int)ni->level));
+		json_object_object_add(o, "offset", json_object_new_uint64(ni->offset));
+		json_object_object_add(o, "gen", json_object_new_uint64(ni->gen));
+		json_object_object_add(o, "seq", json_object_new_uint64(ni->seq));
+		json_object_object_add(o, "keys", json_object_new_uint64(ni->nr_keys));
+		json_object_object_add(o, "bytes", json_object_new_uint64(ni->bytes));
+		json_object_object_add(o, "min", json_object_new_string(min));
+		json_object_object_add(o, "max", json_object_new_string(max));
+		if (ni->error)
+			json_object_object_add(o, "error",
+					       json_object_new_string(rd_strerror(ni->error)));
+		json_object_array_add(nl->arr, o);
+	} else if (ni->error) {
+		printf("level %u offset %" PRIu64 " gen %u: %s\n", ni->level, ni->offset, ni->gen,
+		       rd_strerror(ni->error));
+	} else {
+		printf("level %u offset %" PRIu64 " gen %u seq %" PRIu64 " keys %u bytes %u "
+		       "range %s .. %s\n", ni->level, ni->offset, ni->gen, ni->seq, ni->nr_keys,
+		       ni->bytes, min, max);
+	}
+	return 0;
+}
+
+static int list_nodes(struct rd_store *s, const char *path, enum rd_btree_id id, bool json)
+{
+	struct node_list nl = { .json = json };
+	int ret;
+
+	if (json)
+		nl.arr = json_object_new_array();
+	ret = rd_btree_walk(s, id, true, node_cb, &nl);
+	if (json) {
+		puts(json_object_to_json_string_ext(nl.arr, JSON_C_TO_STRING_PRETTY));
+		json_object_put(nl.arr);
+	}
+	rd_store_close(s);
+	if (ret)
+		return rd_fail("list", "%s: walking the %s tree: %s", path, rd_btree_name(id),
+			       rd_strerror(ret));
+	if (nl.bad)
+		return rd_fail("list", "%s: %u bad nodes in the %s tree", path, nl.bad,
+			       rd_btree_name(id));
+	return 0;
 }
 
 int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "btree", required_argument, NULL, 'b' },
+		{ "nodes", no_argument, NULL, 'N' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -44,7 +111,7 @@ int cmd_list(int argc, char **argv)
 	json_object *arr = NULL;
 	const char *tree = NULL;
 	char val[512];
-	bool json = false;
+	bool json = false, nodes = false;
 	uint64_t n = 0;
 	int c, id, ret;
 
@@ -53,6 +120,7 @@ int cmd_list(int argc, char **argv)
 		switch (c) {
 		case 'b': tree = optarg; break;
 		case 'j': json = true; break;
+		case 'N': nodes = true; break;
 		case 'h': list_usage(stdout); return 0;
 		default: list_usage(stderr); return 2;
 		}
@@ -67,6 +135,8 @@ int cmd_list(int argc, char **argv)
 			       "alloc)", tree), 2;
 	if (rd_cli_open("list", argv[optind], true, &s))
 		return 1;
+	if (nodes)
+		return list_nodes(s, argv[optind], (enum rd_btree_id)id, json);
 
 	if (json)
 		arr = json_object_new_array();
