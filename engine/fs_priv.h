@@ -29,6 +29,7 @@ struct rd_inode_mem {
 	uint64_t size;		/* bytes */
 	uint64_t sectors;	/* 512-byte sectors of live extents */
 	uint64_t rdev;
+	uint64_t parent;	/* directories: the parent directory (".."); else 0 */
 	int64_t  atime, mtime, ctime, btime;	/* ns since the epoch */
 };
 
@@ -77,6 +78,7 @@ struct rd_fs {
 	struct {
 		atomic_uint_fast64_t reads, read_bytes, writes, write_bytes, rmw_blocks;
 		atomic_uint_fast64_t csum_errors, extents_written, fsyncs;
+		atomic_uint_fast64_t xattr_tree_reads;	/* b-tree reads made by xattr.c */
 	} st;
 };
 
@@ -96,6 +98,9 @@ void rd_inode_put(struct rd_fs *fs, struct rd_inode *ip);
 
 /* Queues the inode's current attributes (ip->i) into t. Caller holds ip->lock. */
 int rd_inode_write(struct rd_trans *t, const struct rd_inode *ip);
+/* Queues attributes m for inode ino into t: changes are built in a copy of ip->i and
+ * copied back only once the transaction committed. */
+int rd_inode_write_mem(struct rd_trans *t, uint64_t ino, const struct rd_inode_mem *m);
 
 /* Reserves a new inode number, queueing the persisted limit into t when it moves. */
 int rd_inode_alloc_number(struct rd_fs *fs, struct rd_trans *t, uint64_t *ino);
@@ -103,7 +108,8 @@ int rd_inode_alloc_number(struct rd_fs *fs, struct rd_trans *t, uint64_t *ino);
  * inode, referenced, in the cache. */
 int rd_inode_instantiate(struct rd_fs *fs, uint64_t ino, const struct rd_inode_mem *m,
 			 uint64_t seq, struct rd_inode **out);
-/* Fills m for a new inode of the given mode and owner, times now, a fresh generation. */
+/* Fills m for a new inode of the given mode and owner, times now, a fresh generation
+ * (parent 0: a directory's creator sets it). */
 void rd_inode_init(struct rd_inode_mem *m, uint32_t mode, const struct rd_fs_cred *cr,
 		   uint64_t rdev);
 
@@ -133,9 +139,9 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size);
 /* Queues the deletion of every xattr key of ino into t. */
 int rd_xattr_delete_all(struct rd_fs *fs, struct rd_trans *t, uint64_t ino);
 
-/* ---- names (dirent.c) ----------------------------------------------------------------- */
+/* ---- names (probe.c; dirents.h and probe.h hold the rest) ----------------------------- */
 
-/* The hash slot of a name in directory (or xattr set) owner. */
+/* The hash slot of a directory entry name, in [RD_HASH_SLOT_MIN, RD_HASH_SLOT_MAX]. */
 uint64_t rd_name_slot(const struct rd_fs *fs, const void *name, size_t len);
 
 #endif
