@@ -69,11 +69,11 @@ int rd_fs_setattr(struct rd_fs *fs, uint64_t ino, const struct rd_setattr *sa,
 	if (ret)
 		return rd_errno(ret);
 	if (sa->valid & RD_SET_SIZE) {
-		if (S_ISDIR(ip->i.mode)) {
+		if (S_ISDIR(ip->ftype)) {
 			ret = -EISDIR;
 			goto out_put;
 		}
-		if (!S_ISREG(ip->i.mode)) {
+		if (!S_ISREG(ip->ftype)) {
 			ret = -EINVAL;
 			goto out_put;
 		}

@@ -43,6 +43,8 @@ struct rd_data_inode;	/* the data path's per-inode state (range locks); data cod
  */
 struct rd_inode {
 	uint64_t		ino;
+	uint32_t		ftype;		/* S_IFMT bits of i.mode: never change, read
+						 * without the lock */
 	struct rd_inode		*hnext;		/* icache hash chain (icache_lock) */
 	uint64_t		refs;		/* icache_lock */
 	uint64_t		nlookup;	/* icache_lock */
@@ -68,6 +70,7 @@ struct rd_fs {
 	struct rd_inode		**ihash;
 	size_t			ihash_size;	/* power of two */
 	size_t			icount;
+	uint64_t		icache_unhashes;	/* inodes that left the cache, ever */
 
 	pthread_mutex_t		ino_lock;	/* next_ino, ino_limit */
 	uint64_t		next_ino;	/* next number to hand out */

@@ -168,6 +168,7 @@ static void icache_unhash(struct rd_fs *fs, struct rd_inode *ip)
 		pp = &(*pp)->hnext;
 	*pp = ip->hnext;
 	fs->icount--;
+	fs->icache_unhashes++;
 }
 
 /* icache_lock held. Grows the table when it gets crowded (allocation failure: keep the
@@ -212,6 +213,7 @@ static struct rd_inode *inode_alloc(uint64_t ino, const struct rd_inode_mem *m)
 	if (!ip)
 		return NULL;
 	ip->ino = ino;
+	ip->ftype = m->mode & S_IFMT;
 	ip->i = *m;
 	ip->has_xattrs = -1;
 	pthread_mutex_init(&ip->lock, NULL);
@@ -239,10 +241,12 @@ int rd_inode_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 {
 	struct rd_inode_mem m;
 	struct rd_inode *ip, *raced;
+	uint64_t unhashes;
 	int ret;
 
 	if (!ino)
 		return -ENOENT;
+again:
 	pthread_mutex_lock(&fs->icache_lock);
 	ip = icache_find(fs, ino);
 	if (ip) {
@@ -254,6 +258,7 @@ int rd_inode_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 		pthread_mutex_unlock(&fs->icache_lock);
 		goto found;
 	}
+	unhashes = fs->icache_unhashes;
 	pthread_mutex_unlock(&fs->icache_lock);
 
 	/* Read without the cache lock (it may hit the disk), then insert unless another
@@ -269,6 +274,14 @@ int rd_inode_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 	ip->last_seq = rd_store_journal_seq(fs->s);
 	pthread_mutex_lock(&fs->icache_lock);
 	raced = icache_find(fs, ino);
+	/* Invariant: at most one in-memory copy, never older than the disk. If any inode
+	 * left the cache since the read, a copy of this one may have been cached, changed
+	 * (after our read) and evicted meanwhile: what we read may be stale. Read again. */
+	if (!raced && fs->icache_unhashes != unhashes) {
+		pthread_mutex_unlock(&fs->icache_lock);
+		inode_free(ip);
+		goto again;
+	}
 	if (raced && raced->dying) {
 		pthread_mutex_unlock(&fs->icache_lock);
 		inode_free(ip);
@@ -352,15 +365,15 @@ static int inode_delete(struct rd_fs *fs, struct rd_inode *ip)
 	struct rd_trans *t;
 	int ret = 0;
 
-	if (S_ISREG(ip->i.mode))
+	if (S_ISREG(ip->ftype))
 		ret = rd_data_truncate(fs, ip, 0);
-	if (!ret && S_ISDIR(ip->i.mode))
+	if (!ret && S_ISDIR(ip->ftype))
 		ret = delete_keys(fs, RD_BTREE_DIRENTS, RD_POS(ip->ino, 0),
 				  RD_POS(ip->ino, UINT64_MAX));
 	if (!ret && ip->has_xattrs != 0)
 		ret = delete_keys(fs, RD_BTREE_XATTRS, RD_POS(ip->ino, 0),
 				  RD_POS(ip->ino, UINT64_MAX));
-	if (!ret && S_ISLNK(ip->i.mode))
+	if (!ret && S_ISLNK(ip->ftype))
 		ret = delete_keys(fs, RD_BTREE_INODES, RD_POS(ip->ino, 1),
 				  RD_POS(ip->ino, UINT64_MAX));
 	if (ret)

@@ -88,7 +88,7 @@ static int dir_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 
 	if (ret)
 		return ret;
-	if (!S_ISDIR(ip->i.mode)) {	/* the type never changes: no lock needed */
+	if (!S_ISDIR(ip->ftype)) {
 		rd_inode_put(fs, ip);
 		return -ENOTDIR;
 	}
@@ -369,7 +369,7 @@ int rd_fs_link(struct rd_fs *fs, uint64_t ino, uint64_t newdir, const char *newn
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno(ret);
-	if (S_ISDIR(ip->i.mode)) {
+	if (S_ISDIR(ip->ftype)) {
 		rd_inode_put(fs, ip);
 		return -EPERM;
 	}
@@ -487,11 +487,11 @@ static int remove_entry(struct rd_fs *fs, uint64_t dir, const char *name, bool i
 	ret = lock_entry(fs, dp, name, len, &d, &ip, &ls);
 	if (ret)
 		goto out;
-	if (isdir && !S_ISDIR(ip->i.mode)) {
+	if (isdir && !S_ISDIR(ip->ftype)) {
 		ret = -ENOTDIR;
 		goto out;
 	}
-	if (!isdir && S_ISDIR(ip->i.mode)) {
+	if (!isdir && S_ISDIR(ip->ftype)) {
 		ret = -EISDIR;
 		goto out;
 	}

@@ -36,7 +36,7 @@ int rd_fs_readdir(struct rd_fs *fs, uint64_t dir, uint64_t cookie, rd_fs_fill_fn
 	parent = dp->i.parent ? dp->i.parent : dir;
 	nlink = dp->i.nlink;
 	pthread_mutex_unlock(&dp->lock);
-	if (!S_ISDIR(dp->i.mode)) {
+	if (!S_ISDIR(dp->ftype)) {
 		ret = -ENOTDIR;
 		goto out;
 	}

@@ -110,10 +110,10 @@ static int rename_lock_all(struct rename_ctx *c)
 				return ret;
 			}
 		}
-		if (c->cross && S_ISDIR(c->sip->i.mode))
+		if (c->cross && S_ISDIR(c->sip->ftype))
 			ret = check_not_ancestor(fs, c->ndir, c->sip->ino);
 		if (!ret && c->cross && c->tip && (c->flags & RD_RENAME_EXCHANGE) &&
-		    S_ISDIR(c->tip->i.mode))
+		    S_ISDIR(c->tip->ftype))
 			ret = check_not_ancestor(fs, c->odir, c->tip->ino);
 		if (!ret) {
 			rd_lockset_lock(&c->ls, (struct rd_inode *[]){ c->odp, c->ndp, c->sip,
@@ -151,7 +151,7 @@ static int rename_lock_all(struct rename_ctx *c)
 /* The type rules, checked under the locks. */
 static int rename_check(struct rename_ctx *c)
 {
-	bool sdir = S_ISDIR(c->sip->i.mode);
+	bool sdir = S_ISDIR(c->sip->ftype);
 	int ret;
 
 	if (!c->odp->i.nlink || !c->ndp->i.nlink)	/* a directory was removed */
@@ -159,7 +159,7 @@ static int rename_check(struct rename_ctx *c)
 	if (c->flags & RD_RENAME_EXCHANGE)
 		return 0;
 	if (c->tip) {
-		bool tdir = S_ISDIR(c->tip->i.mode);
+		bool tdir = S_ISDIR(c->tip->ftype);
 
 		if (sdir && !tdir)
 			return -ENOTDIR;
@@ -181,8 +181,8 @@ static int rename_commit(struct rename_ctx *c)
 {
 	struct rd_fs *fs = c->fs;
 	struct rd_inode_mem ms, mt, mo, mn, *pn;
-	bool sdir = S_ISDIR(c->sip->i.mode);
-	bool tdir = c->tip && S_ISDIR(c->tip->i.mode);
+	bool sdir = S_ISDIR(c->sip->ftype);
+	bool tdir = c->tip && S_ISDIR(c->tip->ftype);
 	struct rd_trans *t;
 	uint64_t seq, slot;
 	int64_t now = rd_now_ns();
@@ -305,7 +305,7 @@ int rd_fs_rename(struct rd_fs *fs, uint64_t dir, const char *name, uint64_t newd
 	ret = rd_inode_get(fs, dir, &c.odp);
 	if (ret)
 		goto out;
-	if (!S_ISDIR(c.odp->i.mode)) {
+	if (!S_ISDIR(c.odp->ftype)) {
 		ret = -ENOTDIR;
 		goto out;
 	}
@@ -313,7 +313,7 @@ int rd_fs_rename(struct rd_fs *fs, uint64_t dir, const char *name, uint64_t newd
 		ret = rd_inode_get(fs, newdir, &c.ndp);
 		if (ret)
 			goto out;
-		if (!S_ISDIR(c.ndp->i.mode)) {
+		if (!S_ISDIR(c.ndp->ftype)) {
 			ret = -ENOTDIR;
 			goto out;
 		}

@@ -153,7 +153,7 @@ static int read_rest(struct rd_fs *fs, uint64_t ino, const struct xhead *h, uint
 	const struct rd_bkey *k;
 	size_t done = h->first;
 	uint64_t base = h->slot << RD_XATTR_CHUNK_BITS, next = base + 1;
-	int ret;
+	int ret = -EIO;
 
 	if (done == h->value_len)
 		return 0;

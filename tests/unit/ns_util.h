@@ -170,11 +170,13 @@ static inline void ns_walk(struct rd_fs *fs, struct ns_check *c, uint64_t dir, u
 
 /* Walks the tree from the root: every entry resolves, types match, link counts and ".."
  * agree with the entries. Returns the number of entries. For small trees (quadratic). */
-static inline uint64_t ns_check_tree(struct rd_fs *fs)
+static inline uint64_t ns_check_tree_n(struct rd_fs *fs, uint64_t *inodes)
 {
 	struct ns_check c = { 0 };
 
 	ns_walk(fs, &c, RD_ROOT_INO, RD_ROOT_INO);	/* the root's ".." counts as its name */
+	if (inodes)
+		*inodes = c.n;
 	for (size_t i = 0; i < c.n; i++) {
 		struct rd_stat st = ns_stat(fs, c.s[i].ino);
 
@@ -185,6 +187,27 @@ static inline uint64_t ns_check_tree(struct rd_fs *fs)
 	}
 	free(c.s);
 	return c.entries;
+}
+
+static inline uint64_t ns_check_tree(struct rd_fs *fs)
+{
+	return ns_check_tree_n(fs, NULL);
+}
+
+/* Inodes in the inodes tree (RD_KEY_INODE keys). */
+static inline uint64_t ns_count_inodes(struct rd_fs *fs)
+{
+	struct rd_btree_iter it;
+	const struct rd_bkey *k;
+	uint64_t n = 0;
+	int ret;
+
+	rd_btree_iter_init(&it, rd_fs_store(fs), RD_BTREE_INODES, RD_POS(1, 0), RD_POS_MAX);
+	while (!(ret = rd_btree_iter_next(&it, &k)))
+		n += k->type == RD_KEY_INODE;
+	rd_btree_iter_exit(&it);
+	CHECK_EQ(ret, -ENOENT);
+	return n;
 }
 
 /* Whether a key exists. */

@@ -124,6 +124,7 @@ static void test_symlink(struct rd_fs *fs)
 	memset(buf, 0x55, sizeof(buf));
 	CHECK_EQ(rd_fs_readlink(fs, l2, buf, 4095), 4095);	/* fills buf: no NUL */
 	CHECK(!memcmp(buf, target, 4095) && buf[4095] == 0x55);
+	memset(buf, 0x55, sizeof(buf));
 	CHECK_EQ(rd_fs_readlink(fs, l2, buf, 10), 10);		/* truncated */
 	CHECK(!memcmp(buf, target, 10) && buf[10] == 0x55);
 	CHECK_EQ(rd_fs_readlink(fs, d, buf, sizeof(buf)), -EINVAL);
