@@ -213,9 +213,11 @@ int rd_trans_commit_locked(struct rd_trans *t, uint64_t *seqp, bool may_checkpoi
 		goto done;
 	}
 
-	est = trans_bytes(t) + t->nr_deltas * pad8(ALLOC_REC_BYTES);
+	est = trans_bytes(t) + 2 * t->nr_deltas * pad8(ALLOC_REC_BYTES);	/* key + gen change */
 	if (est > rd_journal_max_records(j))
 		return -E2BIG;
+	/* Checkpoint first when the cache is half dirty or the journal half full: after it
+	 * the ring is nearly empty, so the append below finds room. */
 	if (may_checkpoint &&
 	    (rd_btree_want_checkpoint(s) || rd_journal_want_checkpoint(j, est))) {
 		ret = rd_btree_checkpoint_locked(s);
@@ -233,15 +235,9 @@ int rd_trans_commit_locked(struct rd_trans *t, uint64_t *seqp, bool may_checkpoi
 			return ret;
 	}
 
+	/* No checkpoint from here on: the allocator already turned t's deltas into keys,
+	 * and a checkpoint commits allocator keys of its own. The check above left room. */
 	ret = rd_journal_append(j, trans_bytes(t), (uint32_t)t->nr + 1, fill_records, t, &seq);
-	if (ret == -RD_ERR_NO_SPACE_META && may_checkpoint) {
-		ret = rd_btree_checkpoint_locked(s);
-		for (size_t i = 0; !ret && i < t->nr; i++)
-			ret = rd_btree_prefetch_locked(s, t->upd[i].id, t->upd[i].pos);
-		if (!ret)
-			ret = rd_journal_append(j, trans_bytes(t), (uint32_t)t->nr + 1,
-						fill_records, t, &seq);
-	}
 	if (ret)
 		return ret;
 
