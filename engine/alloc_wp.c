@@ -245,11 +245,8 @@ int rd_alloc_btree_prepare(struct rd_store *s, uint64_t nodes, struct rd_trans *
 	alloc_migrate(a, durable);
 	while (!ret && btree_room(a) < nodes)
 		ret = open_bucket(a, RD_WP_BTREE);
-	if (ret == -EAGAIN || ret == -ENOSPC) {
-		alloc_log("no bucket free for %" PRIu64 " b-tree nodes (%zu pending the journal)",
-			  nodes, a->pending.nr);
+	if (ret == -EAGAIN || ret == -ENOSPC)
 		ret = -RD_ERR_NO_SPACE_META;
-	}
 	if (ret || !t)
 		goto unlock;
 	/*
