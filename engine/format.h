@@ -276,6 +276,8 @@ static_assert(sizeof(struct rd_alloc_v) == 16, "alloc value is 16 bytes");
 
 #define RD_KEY_INODE		1	/* at {inum, 0, 0}: struct rd_inode_v */
 #define RD_KEY_INODE_ALLOC	2	/* at {0, 0, 0}: struct rd_inode_alloc_v */
+#define RD_KEY_ORPHAN		3	/* at {0, inum, 0}, no value: inode with nlink 0 */
+#define RD_KEY_SYMLINK		4	/* at {inum, 1 + i, 0}: chunk i of a symlink target */
 
 /* rd_inode_v.flags */
 #define RD_INODE_ORPHAN		(1u << 0)	/* nlink 0 but still open: delete at last close */
