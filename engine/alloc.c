@@ -513,13 +513,17 @@ int alloc_prep_put(struct rd_alloc *a, struct rd_trans *t, size_t from)
 	return 0;
 }
 
-/* Queues the gen_dirty buckets not yet in prep[0, upto) (alloc lock held, room made). */
-static void prep_add_gen_dirty(struct rd_alloc *a, size_t upto,
+/*
+ * Queues up to budget gen_dirty buckets not yet in prep[0, upto) nor among the deltas
+ * (alloc lock held, room made). Not needed for safety (a bucket's new gen always travels
+ * with the first delta or node that uses it); it only gets new generations on disk sooner.
+ */
+static void prep_add_gen_dirty(struct rd_alloc *a, size_t upto, size_t budget,
 			       const struct rd_alloc_delta *d, size_t nd)
 {
 	size_t i;
 
-	for (i = 0; i < a->gd_nr; i++) {
+	for (i = 0; i < a->gd_nr && budget; i++) {
 		uint64_t idx = a->gd[i];
 		const struct rd_bucket *b = &a->b[idx];
 		struct rd_alloc_delta key = { .bucket = idx };
@@ -532,6 +536,7 @@ static void prep_add_gen_dirty(struct rd_alloc *a, size_t upto,
 			.bucket = idx, .gen = b->gen, .dirty = b->dirty_sectors,
 			.type = b->data_type, .delta = false,
 		};
+		budget--;
 	}
 }
 
@@ -585,7 +590,8 @@ int rd_alloc_trans_prepare(struct rd_store *s, struct rd_trans *t)
 			.type = RD_DATA_USER, .delta = true,
 		};
 	}
-	prep_add_gen_dirty(a, start, d, nd);
+	/* Commits size their journal room for at most two alloc keys per delta. */
+	prep_add_gen_dirty(a, start, 2 * rd_trans_nr_deltas(t) - (a->prep_nr - start), d, nd);
 unlock:
 	if (ret)
 		a->prep_nr = start;

@@ -3,6 +3,7 @@
  * Owns: the fake's state. Must never: be linked with the real engine.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,9 +194,17 @@ int fake_commit_locked(struct rd_trans *t, uint64_t *seqp)
 	uint64_t seq;
 	int ret;
 
+	size_t before = t->nputs;
+
 	ret = rd_alloc_trans_prepare(t->s, t);
 	if (ret)
 		goto out;
+	/* The real commit sizes its journal room for two alloc keys per delta. */
+	if (t->nputs - before > 2 * t->nd) {
+		fprintf(stderr, "alloc_fake: prepare queued %zu keys for %zu deltas\n",
+			t->nputs - before, t->nd);
+		abort();
+	}
 	pthread_mutex_lock(&F.jlock);
 	seq = ++F.seq;
 	for (size_t i = 0; i < t->nputs && !ret; i++) {
