@@ -17,16 +17,18 @@
 #include "fs.h"
 #include "fs_priv.h"
 
-/* A fresh image at /tmp/ns-<tag>-<pid>.img of size bytes with node_size-byte nodes. */
+/* A fresh image at $RD_TEST_DIR (or /tmp)/ns-<tag>-<pid>.img of size bytes with
+ * node_size-byte nodes. */
 static inline void ns_image(char *path, size_t len, const char *tag, uint64_t size,
 			    uint32_t node_size)
 {
 	struct rd_format_opts fo = { .size = size, .btree_node_size = node_size,
 				     .data_csum = -1, .meta_csum = -1, .force = true };
+	const char *dir = getenv("RD_TEST_DIR") ? getenv("RD_TEST_DIR") : "/tmp";
 	char why[256] = "";
 	int ret;
 
-	snprintf(path, len, "/tmp/ns-%s-%d.img", tag, (int)getpid());
+	snprintf(path, len, "%s/ns-%s-%d.img", dir, tag, (int)getpid());
 	unlink(path);
 	ret = rd_store_format(path, &fo, why, sizeof(why));
 	if (ret) {

@@ -148,6 +148,17 @@ static void test_symlink(struct rd_fs *fs)
 
 /* ---- link, unlink, rmdir ------------------------------------------------------------- */
 
+static uint64_t mk(struct rd_fs *fs, uint64_t dir, const char *name, bool isdir)
+{
+	struct rd_stat st;
+
+	if (isdir)
+		CHECK_OK(rd_fs_mkdir(fs, dir, name, 0755, &ns_cred, &st));
+	else
+		CHECK_OK(rd_fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &ns_cred, &st));
+	return st.ino;
+}
+
 static void test_link_unlink(struct rd_fs *fs)
 {
 	struct rd_stat st;
@@ -196,21 +207,29 @@ static void test_link_unlink(struct rd_fs *fs)
 	CHECK_EQ(ns_stat(fs, d).nlink, 2);
 	CHECK_EQ(rd_fs_getattr(fs, sub, &st), -ENOENT);	/* unreferenced: gone at once */
 	CHECK_EQ(rd_fs_lookup(fs, d, "sub", &st), -ENOENT);
+
+	/* Whiteouts at the end of a chain go: names removed in the order they were made
+	 * leave whiteouts until the last one, whose removal takes them all. */
+	sub = mk(fs, d, "trim", true);
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "t%d", i);
+		mk(fs, sub, name, false);
+	}
+	CHECK(!ns_range_empty(fs, RD_BTREE_DIRENTS, sub));
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "t%d", i);
+		CHECK_OK(rd_fs_unlink(fs, sub, name));
+	}
+	CHECK(ns_range_empty(fs, RD_BTREE_DIRENTS, sub));
+	CHECK_OK(rd_fs_rmdir(fs, d, "trim"));
 	ns_check_tree(fs);
 }
 
 /* ---- rename -------------------------------------------------------------------------- */
-
-static uint64_t mk(struct rd_fs *fs, uint64_t dir, const char *name, bool isdir)
-{
-	struct rd_stat st;
-
-	if (isdir)
-		CHECK_OK(rd_fs_mkdir(fs, dir, name, 0755, &ns_cred, &st));
-	else
-		CHECK_OK(rd_fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &ns_cred, &st));
-	return st.ino;
-}
 
 static void test_rename(struct rd_fs *fs)
 {

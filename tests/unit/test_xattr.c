@@ -265,6 +265,19 @@ static void test_many(struct rd_fs *fs)
 	}
 	CHECK_EQ(rd_fs_listxattr(fs, f, NULL, 0), 0);
 	CHECK_EQ(nkeys(fs, f), 0);
+
+	/* removed in the order they were set: whiteouts until the last removal, which
+	 * ends the chain and takes them all */
+	f = mkfile(fs, "many2");
+	for (unsigned i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "user.t%u", i);
+		CHECK_OK(rd_fs_setxattr(fs, f, name, "v", 1, 0));
+	}
+	for (unsigned i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "user.t%u", i);
+		CHECK_OK(rd_fs_removexattr(fs, f, name));
+	}
+	CHECK(ns_range_empty(fs, RD_BTREE_XATTRS, f));
 }
 
 static void test_delete_with_inode(struct rd_fs *fs)
