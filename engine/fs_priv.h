@@ -3,8 +3,10 @@
  * inodes, and the internal calls one part makes into another.
  *
  * Parts: fs.c (open/close, statfs, stats), inode.c (the inode cache, numbers, orphans),
- * namei.c + dirent.c (names and directories), xattr.c, and the data path (extents.c,
- * data_read.c, data_write.c, data_ops.c: truncate, fallocate, seek, fsync).
+ * probe.c (name hashing, linear probing), dirents.c (directory entries), namei.c (lookup,
+ * create, link, unlink), rename.c, readdir.c, attr.c (getattr/setattr), xattr.c, and the
+ * data path (extents.c, data_read.c, data_write.c, data_ops.c: truncate, fallocate, seek,
+ * fsync).
  *
  * Locking order (always this way round, never the reverse):
  *   fs->rename_lock  ->  inode locks, in increasing inode number  ->  data range locks of

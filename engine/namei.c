@@ -310,17 +310,17 @@ ssize_t rd_fs_readlink(struct rd_fs *fs, uint64_t ino, char *buf, size_t len)
 	const struct rd_bkey *k;
 	struct rd_inode *ip;
 	uint64_t size, done = 0, next = 1;
-	uint32_t mode;
 	int ret;
 
+	if (len && !buf)
+		return -EINVAL;
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno(ret);
 	pthread_mutex_lock(&ip->lock);
-	mode = ip->i.mode;
 	size = ip->i.size;
 	pthread_mutex_unlock(&ip->lock);
-	if (!S_ISLNK(mode)) {
+	if (!S_ISLNK(ip->ftype)) {
 		rd_inode_put(fs, ip);
 		return -EINVAL;
 	}
@@ -501,6 +501,10 @@ static int remove_entry(struct rd_fs *fs, uint64_t dir, const char *name, bool i
 			ret = ret ? ret : -ENOTEMPTY;
 			goto out;
 		}
+	}
+	if (!ip->i.nlink || !dp->i.nlink) {	/* named, so linked: the image is damaged */
+		ret = -EIO;
+		goto out;
 	}
 	t = rd_trans_new(fs->s);
 	if (!t) {

@@ -156,6 +156,8 @@ static int rename_check(struct rename_ctx *c)
 
 	if (!c->odp->i.nlink || !c->ndp->i.nlink)	/* a directory was removed */
 		return -ENOENT;
+	if (!c->sip->i.nlink || (c->tip && !c->tip->i.nlink))
+		return -EIO;	/* named, so linked: the image is damaged */
 	if (c->flags & RD_RENAME_EXCHANGE)
 		return 0;
 	if (c->tip) {

@@ -335,6 +335,8 @@ ssize_t rd_fs_getxattr(struct rd_fs *fs, uint64_t ino, const char *name, void *v
 	ret = name_check(name, &len);
 	if (ret)
 		return ret;
+	if (size && !value)
+		return -EINVAL;
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno((int)ret);
@@ -373,6 +375,8 @@ ssize_t rd_fs_listxattr(struct rd_fs *fs, uint64_t ino, char *list, size_t size)
 	size_t total = 0;
 	int ret;
 
+	if (size && !list)
+		return -EINVAL;
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno(ret);
