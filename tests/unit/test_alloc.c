@@ -27,7 +27,7 @@
 #define BSEC		(BUCKET >> 9)
 #define NODE		(32u << 10)
 
-static char img[64];
+static char img[256];
 
 static void format_image(void)
 {
@@ -394,9 +394,10 @@ static void test_space(void)
 
 int main(void)
 {
+	const char *dir = getenv("RD_TEST_DIR");
 	uint64_t seed = test_seed();
 
-	snprintf(img, sizeof(img), "/tmp/alloc-test-%d.img", (int)getpid());
+	snprintf(img, sizeof(img), "%s/alloc-test-%d.img", dir ? dir : "/tmp", (int)getpid());
 	test_reuse();
 	test_persist();
 	test_space();
