@@ -70,6 +70,7 @@ class FsxMount(unittest.TestCase):
                     else:
                         m.kill()
                         stats["kills"] += 1
+                        m.check()      # fsck replays the journal in memory: must be clean
                         m.start()
                         stats["adopted"] += self.verify_all(model, top, exact_all=False)
                         status = m.stop()
