@@ -392,16 +392,21 @@ static void test_space(void)
 	CHECK_OK(rd_store_close(s));
 }
 
+static void remove_image(void)
+{
+	unlink(img);
+}
+
 int main(void)
 {
 	const char *dir = getenv("RD_TEST_DIR");
 	uint64_t seed = test_seed();
 
 	snprintf(img, sizeof(img), "%s/alloc-test-%d.img", dir ? dir : "/tmp", (int)getpid());
+	atexit(remove_image);	/* failed checks exit() too */
 	test_reuse();
 	test_persist();
 	test_space();
 	test_threads(seed);
-	unlink(img);
 	return 0;
 }
