@@ -240,4 +240,41 @@ static inline int ns_range_empty(struct rd_fs *fs, enum rd_btree_id id, uint64_t
 	return 0;
 }
 
+/* No key outlives its inode: every dirent key belongs to an existing directory, every
+ * xattr key to an existing inode, every symlink chunk to an existing symlink; and no
+ * orphan marker is left (call after an open, which deletes orphans). */
+static inline void ns_check_no_strays(struct rd_fs *fs)
+{
+	static const enum rd_btree_id ids[] = { RD_BTREE_DIRENTS, RD_BTREE_XATTRS,
+						RD_BTREE_INODES };
+
+	for (unsigned t = 0; t < 3; t++) {
+		struct rd_btree_iter it;
+		const struct rd_bkey *k;
+		uint64_t last = 0;
+		int ret;
+
+		rd_btree_iter_init(&it, rd_fs_store(fs), ids[t], RD_POS_MIN, RD_POS_MAX);
+		while (!(ret = rd_btree_iter_next(&it, &k))) {
+			struct rd_stat st;
+
+			if (ids[t] == RD_BTREE_INODES) {
+				CHECK(k->pos.inode || k->type == RD_KEY_INODE_ALLOC);
+				if (!k->pos.inode || k->pos.offset == 0)
+					continue;
+			}
+			if (k->pos.inode == last)
+				continue;
+			last = k->pos.inode;
+			CHECK_OK(rd_fs_getattr(fs, k->pos.inode, &st));
+			if (ids[t] == RD_BTREE_DIRENTS)
+				CHECK(S_ISDIR(st.mode));
+			if (ids[t] == RD_BTREE_INODES)
+				CHECK(S_ISLNK(st.mode) && k->type == RD_KEY_SYMLINK);
+		}
+		rd_btree_iter_exit(&it);
+		CHECK_EQ(ret, -ENOENT);
+	}
+}
+
 #endif
