@@ -175,7 +175,7 @@ static int reserve_space(struct rd_store *s)
 		t = rd_trans_new(s);
 		if (!t)
 			return -ENOMEM;
-		ret = rd_alloc_btree_prepare(s, want - reserved, t);
+		ret = rd_alloc_btree_prepare(s, want, t);	/* room is absolute */
 		if (!ret)
 			ret = rd_trans_commit_locked(t, NULL, false);
 		rd_trans_free(t);

@@ -22,7 +22,9 @@
 #include "errors.h"
 #include "store.h"
 
-#define NT		RD_BTREE_NR
+/* The alloc tree belongs to the allocator (its keys are checked by the allocator tests and
+ * fsck); the model drives the other four, whose ids come first. */
+#define NT		RD_BTREE_ALLOC
 #define SLOTS		4096u		/* key positions per tree: ~600 leaves of 4 KiB */
 #define MAX_UPD		8
 
