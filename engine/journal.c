@@ -77,6 +77,7 @@ struct rd_journal {
 	uint64_t		durable_seq;
 	uint64_t		flush_seq;	/* highest seq someone waits for */
 	uint64_t		last_ckpt_seq;	/* durable checkpoint entry: every last_seq */
+	bool			need_checkpoint; /* resumed: no checkpoint entry since */
 	uint64_t		head, tail, used;
 	int			err;
 	struct flush_cb		*cbs;
@@ -226,6 +227,11 @@ static void set_position(struct rd_journal *j, uint64_t last_seq, uint64_t head,
 	j->tail = tail;
 	j->used = head >= tail ? head - tail : j->ring_size - tail + head;
 	j->last_ckpt_seq = last_ckpt;
+	/* Seq last_seq + 1 is skipped (and a replay may have stopped at a gap): entries
+	 * written now would sit behind a hole that the next replay stops at, unless a
+	 * checkpoint entry comes first. The checkpoint's own reservation entry may precede
+	 * it: if the checkpoint entry does not make it, that entry is lost with nothing else. */
+	j->need_checkpoint = true;
 }
 
 void rd_journal_resume(struct rd_store *s, uint64_t seq, uint64_t head)
@@ -346,6 +352,7 @@ static void write_queued_locked(struct rd_journal *j)
 			if (b->flags & RD_JSET_CHECKPOINT) {
 				/* Everything before it is reclaimable now. */
 				j->last_ckpt_seq = b->seq;
+				j->need_checkpoint = false;
 				j->tail = b->pos;
 				j->used = j->head >= j->tail ? j->head - j->tail
 							     : j->ring_size - j->tail + j->head;
@@ -474,7 +481,8 @@ bool rd_journal_want_checkpoint(struct rd_journal *j, size_t more)
 	bool want;
 
 	pthread_mutex_lock(&j->lock);
-	want = j->used + (j->open ? j->open->bytes : 0) + more > j->ring_size / 2;
+	want = j->need_checkpoint ||
+	       j->used + (j->open ? j->open->bytes : 0) + more > j->ring_size / 2;
 	pthread_mutex_unlock(&j->lock);
 	return want;
 }
