@@ -348,8 +348,8 @@ static void maybe_merge(struct rd_store *s, struct rd_bnode *n)
 {
 	uint32_t cap = s->geo.btree_node_size - (uint32_t)sizeof(struct rd_btree_node);
 
-	for (unsigned guard = 0; n && guard < 4 * RD_BTREE_MAX_DEPTH; guard++) {
-		struct rd_bnode *p = n->parent;
+	for (unsigned guard = 0; n && guard < 8 * RD_BTREE_MAX_DEPTH; guard++) {
+		struct rd_bnode *p = n->parent, *a;
 
 		if (!p) {
 			collapse_root(s, n);
@@ -358,13 +358,17 @@ static void maybe_merge(struct rd_store *s, struct rd_bnode *n)
 		if (!is_small(n, cap))
 			return;
 		if (p->nr == 1) {
-			if (!p->parent) {
-				collapse_root(s, p);
+			/* The lowest ancestor of a chain of only children that has a sibling
+			 * (every node of the chain holds one key: tiny) merges with it or
+			 * borrows from it; then n is retried, one level of the chain nearer to
+			 * having siblings. A chain up to the root collapses instead. */
+			for (a = p; a->parent && a->parent->nr == 1; a = a->parent)
+				;
+			if (!a->parent) {
+				collapse_root(s, a);
 				return;
 			}
-			/* p is tiny (one key): merge it with its sibling, then retry n, which
-			 * then has siblings. */
-			if (!merge_pair(s, p))
+			if (!merge_pair(s, a))
 				return;
 			continue;
 		}
