@@ -22,10 +22,21 @@ int rd_parse_size(const char *s, uint64_t *out);
 /* Prints "refdio NAME: message" to stderr; returns 1 for `return rd_fail(...)` chains. */
 int rd_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+struct rd_store;
+struct rd_sb;
+struct rd_sb_report;
+
+/* Opens an image for command cmd, printing why it failed; returns 0 or the error. */
+int rd_cli_open(const char *cmd, const char *path, bool read_only, struct rd_store **out);
+/* Reads just the superblock (both copies), printing why it failed. */
+int rd_cli_read_sb(const char *cmd, const char *path, struct rd_sb *sb,
+		   struct rd_sb_report *rep);
+
 /* The commands, defined in their own files. */
 int cmd_format(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 #endif

@@ -268,4 +268,125 @@ struct rd_alloc_v {
 } __attribute__((packed));
 static_assert(sizeof(struct rd_alloc_v) == 16, "alloc value is 16 bytes");
 
+/* ---- inodes b-tree -------------------------------------------------------------------- */
+
+#define RD_ROOT_INO		1	/* the root directory (FUSE_ROOT_ID) */
+#define RD_LOST_FOUND_NAME	"lost+found"
+#define RD_FIRST_FREE_INO	16	/* numbers below are reserved */
+
+#define RD_KEY_INODE		1	/* at {inum, 0, 0}: struct rd_inode_v */
+#define RD_KEY_INODE_ALLOC	2	/* at {0, 0, 0}: struct rd_inode_alloc_v */
+#define RD_KEY_ORPHAN		3	/* at {0, inum, 0}, no value: inode with nlink 0 */
+#define RD_KEY_SYMLINK		4	/* at {inum, 1 + i, 0}: chunk i of a symlink target */
+
+/* rd_inode_v.flags */
+#define RD_INODE_ORPHAN		(1u << 0)	/* nlink 0 but still open: delete at last close */
+
+/*
+ * An inode, keyed by {inode number, 0, 0}. Inode numbers are never reused, so
+ * (number, generation) names one file for the life of the filesystem.
+ */
+struct rd_inode_v {
+	rd_le32 mode;		/* S_IFMT bits and permissions */
+	rd_le32 uid;
+	rd_le32 gid;
+	rd_le32 nlink;
+	rd_le64 size;		/* i_size in bytes */
+	rd_le64 sectors;	/* 512-byte sectors of live extents (st_blocks) */
+	rd_le64 atime_ns;	/* signed ns since the epoch, stored two's complement */
+	rd_le64 mtime_ns;
+	rd_le64 ctime_ns;
+	rd_le64 btime_ns;	/* creation */
+	rd_le64 rdev;		/* devices: makedev() value */
+	rd_le32 generation;
+	rd_le32 flags;		/* RD_INODE_* */
+	rd_le64 reserved[2];
+} __attribute__((packed));
+static_assert(sizeof(struct rd_inode_v) == 96, "inode value is 96 bytes");
+
+/* The next inode number to hand out, persisted in batches: after a crash numbering resumes
+ * at next_ino, skipping numbers that were reserved in memory but never used. */
+struct rd_inode_alloc_v {
+	rd_le64 next_ino;
+	rd_le64 reserved;
+} __attribute__((packed));
+static_assert(sizeof(struct rd_inode_alloc_v) == 16, "inode alloc value is 16 bytes");
+
+/* ---- dirents b-tree ------------------------------------------------------------------- */
+
+#define RD_KEY_DIRENT		1	/* struct rd_dirent_v + name */
+#define RD_KEY_WHITEOUT		2	/* a deleted entry: keeps linear probing chains intact */
+
+#define RD_NAME_MAX		255
+/* Dirent and xattr hash slots: offsets below this are not used by names (readdir uses
+ * cookies 1 and 2 for "." and ".."). */
+#define RD_HASH_SLOT_MIN	16ull
+#define RD_HASH_SLOT_MAX	((1ull << 62) - 1)
+
+/*
+ * A directory entry at {dir inode, slot, 0}. slot = SipHash-2-4(name) under the
+ * filesystem's hash_secret, folded into [RD_HASH_SLOT_MIN, RD_HASH_SLOT_MAX]; on collision
+ * the next free slot (linear probing). Lookups walk from the hash slot until the first
+ * empty position, skipping whiteouts. Entries never move, so a slot is a stable readdir
+ * cookie.
+ */
+struct rd_dirent_v {
+	rd_le64 inum;
+	uint8_t d_type;		/* DT_* */
+	uint8_t name_len;	/* 1..RD_NAME_MAX */
+	uint8_t reserved[6];
+	uint8_t name[];		/* name_len bytes, no NUL */
+} __attribute__((packed));
+static_assert(sizeof(struct rd_dirent_v) == 16, "dirent header is 16 bytes");
+
+/* ---- xattrs b-tree -------------------------------------------------------------------- */
+
+#define RD_KEY_XATTR		1	/* struct rd_xattr_v + name + first bytes of value */
+#define RD_KEY_XATTR_MORE	2	/* continuation: more bytes of the value */
+#define RD_XATTR_VALUE_MAX	65536
+#define RD_XATTR_CHUNK_BITS	8	/* offset = slot << 8 | chunk index */
+
+/*
+ * An extended attribute at {inode, slot << RD_XATTR_CHUNK_BITS, 0}, hashed and probed like
+ * directory entries (whiteouts included). A value too large for one key continues in keys
+ * at {inode, slot << 8 | 1}, {.. | 2}, ... each carrying raw value bytes.
+ */
+struct rd_xattr_v {
+	uint8_t name_len;	/* 1..255 */
+	uint8_t reserved;
+	rd_le16 reserved1;
+	rd_le32 value_len;	/* total value bytes, 0..RD_XATTR_VALUE_MAX */
+	uint8_t data[];		/* name, then as much of the value as fits */
+} __attribute__((packed));
+static_assert(sizeof(struct rd_xattr_v) == 8, "xattr header is 8 bytes");
+
+/* ---- extents b-tree ------------------------------------------------------------------- */
+
+#define RD_KEY_EXTENT		1	/* struct rd_extent_v: data on the device */
+
+/* rd_extent_v.flags */
+#define RD_EXTENT_UNWRITTEN	(1u << 0)	/* space allocated (fallocate), reads as zeros */
+
+/*
+ * A file extent at {inode, end, 0}: end and size in 512-byte sectors of the file, so the
+ * extent covers file sectors [end - size, end). It points into a checksummed region
+ * written in one piece: region_sectors at dev_offset, checksum csum over all of it. After a
+ * partial overwrite trims the extent, the key still names the whole region (to verify it,
+ * a read reads the whole region) and region_offset says where in it this key's data
+ * starts. A region lies inside one bucket and is at most encoded_extent_max bytes.
+ */
+struct rd_extent_v {
+	rd_le64 dev_offset;	/* byte offset of the region on the device */
+	rd_le32 gen;		/* bucket generation when written */
+	rd_le32 size;		/* sectors of file data this key covers */
+	rd_le32 region_sectors;
+	rd_le32 region_offset;	/* sectors into the region where this key's data starts */
+	uint8_t csum_type;	/* enum rd_csum_type */
+	uint8_t compression;	/* 0: none (no other value defined yet) */
+	rd_le16 flags;		/* RD_EXTENT_* */
+	rd_le32 reserved;
+	rd_le64 csum;		/* of the whole region (low 32 bits for crc32c) */
+} __attribute__((packed));
+static_assert(sizeof(struct rd_extent_v) == 40, "extent value is 40 bytes");
+
 #endif /* RD_FORMAT_H */

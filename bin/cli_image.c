@@ -1,0 +1,46 @@
+/*
+ * cli_image.c - opening an image for a subcommand, with messages that name the problem.
+ * Owns: the one place where the tool turns an open failure into words and an exit code.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "cmd.h"
+#include "errors.h"
+#include "io.h"
+#include "store.h"
+
+int rd_cli_open(const char *cmd, const char *path, bool read_only, struct rd_store **out)
+{
+	struct rd_open_opts o = { .read_only = read_only };
+	struct stat st;
+	char why[256] = "";
+	int ret;
+
+	if (stat(path, &st))
+		return rd_fail(cmd, "%s: %s", path, rd_strerror(-errno)), -errno;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return rd_fail(cmd, "%s: not a regular file or block device", path), -EINVAL;
+	ret = rd_store_open(path, &o, out, why, sizeof(why));
+	if (ret)
+		rd_fail(cmd, "%s: %s%s%s", path, rd_strerror(ret), why[0] ? ": " : "", why);
+	return ret;
+}
+
+int rd_cli_read_sb(const char *cmd, const char *path, struct rd_sb *sb, struct rd_sb_report *rep)
+{
+	struct rd_io_opts io_opts = { .read_only = true, .no_direct = true };
+	struct rd_io *io;
+	char why[256] = "";
+	int ret;
+
+	ret = rd_io_open(path, &io_opts, &io);
+	if (ret)
+		return rd_fail(cmd, "%s: %s", path, rd_strerror(ret)), ret;
+	ret = rd_sb_read(io, sb, rep, why, sizeof(why));
+	rd_io_close(io);
+	if (ret)
+		rd_fail(cmd, "%s: %s%s%s", path, rd_strerror(ret), why[0] ? ": " : "", why);
+	return ret;
+}

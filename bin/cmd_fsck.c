@@ -1,0 +1,193 @@
+/*
+ * cmd_fsck.c - `refdio fsck`: check an image, and repair what can be repaired safely.
+ * Owns: options, output (text, JSON, a progress line on a terminal) and the fsck(8) exit
+ * codes: 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational error.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cmd.h"
+#include "errors.h"
+#include "fsck.h"
+#include "sb.h"
+#include "store.h"
+
+enum {
+	FSCK_CLEAN	= 0,
+	FSCK_CORRECTED	= 1,
+	FSCK_UNCORRECTED = 4,
+	FSCK_OPERATIONAL = 8,
+	FSCK_USAGE	= 16,
+};
+
+static void fsck_usage(FILE *f)
+{
+	fprintf(f,
+"usage: refdio fsck [-n | -y] [--json] IMAGE\n"
+"\n"
+"Checks the superblock copies, every b-tree node (checksum, header, key order), pointer\n"
+"generations and the allocator's counts. Exit status as fsck(8): 0 clean, 1 errors\n"
+"corrected, 4 errors left uncorrected, 8 operational error, 16 usage error.\n"
+"\n"
+"options:\n"
+"  -n          check only, open the image read-only (the default)\n"
+"  -y          repair what can be repaired without losing data\n"
+"  --json      one JSON object with every problem found\n"
+"  -h, --help  this text\n");
+}
+
+struct fsck_out {
+	bool json, tty;
+	json_object *problems;
+	struct timespec last;
+};
+
+static void on_problem(void *priv, const char *msg, bool fixed)
+{
+	struct fsck_out *out = priv;
+
+	if (out->json) {
+		json_object *p = json_object_new_object();
+
+		json_object_object_add(p, "problem", json_object_new_string(msg));
+		json_object_object_add(p, "fixed", json_object_new_boolean(fixed));
+		json_object_array_add(out->problems, p);
+		return;
+	}
+	if (out->tty)
+		fprintf(stderr, "\r\033[K");
+	printf("%s%s\n", msg, fixed ? " (fixed)" : "");
+}
+
+static void on_progress(void *priv, const char *phase, uint64_t done, uint64_t total)
+{
+	struct fsck_out *out = priv;
+	struct timespec now;
+
+	if (!out->tty)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (done != total && now.tv_sec == out->last.tv_sec &&
+	    now.tv_nsec - out->last.tv_nsec < 100000000)
+		return;		/* at most ten updates a second */
+	out->last = now;
+	if (total)
+		fprintf(stderr, "\r\033[Kchecking %s: %" PRIu64 "/%" PRIu64 " (%u%%)", phase, done,
+			total, (unsigned)(done * 100 / total));
+	else
+		fprintf(stderr, "\r\033[Kchecking %s: %" PRIu64, phase, done);
+}
+
+/* Engine errors that mean "the filesystem is damaged" rather than "could not check". */
+static bool is_damage(int err)
+{
+	int e = -err;
+
+	return e >= RD_ERR_FIRST && e < RD_ERR_LAST && e != RD_ERR_NOT_REFDIO &&
+	       e != RD_ERR_IMAGE_EXISTS;
+}
+
+int cmd_fsck(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct fsck_out out = { .tty = isatty(STDERR_FILENO) && isatty(STDOUT_FILENO) };
+	struct rd_fsck_opts fo = { .problem = on_problem, .progress = on_progress, .priv = &out };
+	struct rd_fsck_result res = { 0 };
+	struct rd_sb_report rep;
+	struct rd_store *s = NULL;
+	struct rd_sb sb;
+	const char *path, *verdict;
+	int c, ret, status;
+	bool repair = false, no = false;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "nyh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': no = true; break;
+		case 'y': repair = true; break;
+		case 'j': out.json = true; out.tty = false; break;
+		case 'h': fsck_usage(stdout); return 0;
+		default: fsck_usage(stderr); return FSCK_USAGE;
+		}
+	}
+	if (optind != argc - 1 || (no && repair)) {
+		if (no && repair)
+			rd_fail("fsck", "-n and -y contradict each other");
+		fsck_usage(stderr);
+		return FSCK_USAGE;
+	}
+	path = argv[optind];
+	fo.repair = repair;
+	if (out.json)
+		out.problems = json_object_new_array();
+
+	ret = rd_cli_read_sb("fsck", path, &sb, &rep);
+	if (!ret)
+		ret = rd_cli_open("fsck", path, !repair, &s);
+	if (ret) {
+		status = is_damage(ret) ? FSCK_UNCORRECTED : FSCK_OPERATIONAL;
+		if (out.json) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "image", json_object_new_string(path));
+			json_object_object_add(o, "error", json_object_new_string(rd_strerror(ret)));
+			json_object_object_add(o, "exit", json_object_new_int(status));
+			puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+			json_object_put(o);
+			json_object_put(out.problems);
+		}
+		return status;
+	}
+
+	ret = rd_fsck(s, &rep, &fo, &res);
+	if (out.tty)
+		fprintf(stderr, "\r\033[K");
+	if (ret) {
+		rd_fail("fsck", "%s: checking stopped: %s", path, rd_strerror(ret));
+		status = is_damage(ret) ? FSCK_UNCORRECTED : FSCK_OPERATIONAL;
+	} else if (res.problems > res.fixed) {
+		status = FSCK_UNCORRECTED;
+	} else {
+		status = res.fixed ? FSCK_CORRECTED : FSCK_CLEAN;
+	}
+	{
+		int cret = rd_store_close(s);
+
+		if (cret) {
+			rd_fail("fsck", "%s: closing: %s", path, rd_strerror(cret));
+			status |= FSCK_OPERATIONAL;
+		}
+	}
+
+	verdict = status == FSCK_CLEAN ? "clean" : status == FSCK_CORRECTED ? "errors corrected"
+		: status == FSCK_UNCORRECTED ? "errors left uncorrected" : "check incomplete";
+	if (out.json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "image", json_object_new_string(path));
+		json_object_object_add(o, "result", json_object_new_string(verdict));
+		json_object_object_add(o, "exit", json_object_new_int(status));
+		json_object_object_add(o, "nodes", json_object_new_uint64(res.nodes));
+		json_object_object_add(o, "keys", json_object_new_uint64(res.keys));
+		json_object_object_add(o, "buckets", json_object_new_uint64(res.buckets));
+		json_object_object_add(o, "problems", out.problems);
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		printf("%s: %s (%" PRIu64 " nodes, %" PRIu64 " keys, %" PRIu64 " buckets checked; "
+		       "%u problems, %u fixed)\n", path, verdict, res.nodes, res.keys, res.buckets,
+		       res.problems, res.fixed);
+	}
+	return status;
+}

@@ -1,0 +1,177 @@
+/*
+ * cmd_list.c - `refdio list`: the keys of one b-tree, in order.
+ * Owns: presenting keys as text or JSON lines. Opens the image read-only.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "bkey_text.h"
+#include "btree.h"
+#include "cmd.h"
+#include "errors.h"
+#include "store.h"
+
+static void list_usage(FILE *f)
+{
+	fprintf(f,
+"usage: refdio list IMAGE --btree NAME [--nodes] [--json]\n"
+"\n"
+"Prints the keys of one b-tree in key order: position (inode:offset:snapshot), then the\n"
+"value. NAME is one of extents, inodes, dirents, xattrs, alloc.\n"
+"\n"
+"options:\n"
+"  --btree NAME  the tree to list\n"
+"  --nodes       list the tree's nodes (level, device offset, keys, key range) instead\n"
+"  --json        a JSON array of {inode, offset, snapshot, type, len, value}\n"
+"                (with --nodes: {level, offset, gen, seq, keys, bytes, min, max, error})\n"
+"  -h, --help    this text\n");
+}
+
+struct node_list {
+	bool json;
+	json_object *arr;
+	unsigned bad;
+};
+
+static int node_cb(void *priv, const struct rd_node_info *ni)
+{
+	struct node_list *nl = priv;
+	char min[64], max[64];
+
+	snprintf(min, sizeof(min), "%" PRIu64 ":%" PRIu64 ":%u", ni->min_key.inode,
+		 ni->min_key.offset, ni->min_key.snapshot);
+	snprintf(max, sizeof(max), "%" PRIu64 ":%" PRIu64 ":%u", ni->max_key.inode,
+		 ni->max_key.offset, ni->max_key.snapshot);
+	nl->bad += ni->error != 0;
+	if (nl->json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "level", json_object_new_int((int)ni->level));
+		json_object_object_add(o, "offset", json_object_new_uint64(ni->offset));
+		json_object_object_add(o, "gen", json_object_new_uint64(ni->gen));
+		json_object_object_add(o, "seq", json_object_new_uint64(ni->seq));
+		json_object_object_add(o, "keys", json_object_new_uint64(ni->nr_keys));
+		json_object_object_add(o, "bytes", json_object_new_uint64(ni->bytes));
+		json_object_object_add(o, "min", json_object_new_string(min));
+		json_object_object_add(o, "max", json_object_new_string(max));
+		if (ni->error)
+			json_object_object_add(o, "error",
+					       json_object_new_string(rd_strerror(ni->error)));
+		json_object_array_add(nl->arr, o);
+	} else if (ni->error) {
+		printf("level %u offset %" PRIu64 " gen %u: %s\n", ni->level, ni->offset, ni->gen,
+		       rd_strerror(ni->error));
+	} else {
+		printf("level %u offset %" PRIu64 " gen %u seq %" PRIu64 " keys %u bytes %u "
+		       "range %s .. %s\n", ni->level, ni->offset, ni->gen, ni->seq, ni->nr_keys,
+		       ni->bytes, min, max);
+	}
+	return 0;
+}
+
+static int list_nodes(struct rd_store *s, const char *path, enum rd_btree_id id, bool json)
+{
+	struct node_list nl = { .json = json };
+	int ret;
+
+	if (json)
+		nl.arr = json_object_new_array();
+	ret = rd_btree_walk(s, id, true, node_cb, &nl);
+	if (json) {
+		puts(json_object_to_json_string_ext(nl.arr, JSON_C_TO_STRING_PRETTY));
+		json_object_put(nl.arr);
+	}
+	rd_store_close(s);
+	if (ret)
+		return rd_fail("list", "%s: walking the %s tree: %s", path, rd_btree_name(id),
+			       rd_strerror(ret));
+	if (nl.bad)
+		return rd_fail("list", "%s: %u bad nodes in the %s tree", path, nl.bad,
+			       rd_btree_name(id));
+	return 0;
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "btree", required_argument, NULL, 'b' },
+		{ "nodes", no_argument, NULL, 'N' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rd_btree_iter it;
+	const struct rd_bkey *k;
+	struct rd_store *s;
+	json_object *arr = NULL;
+	const char *tree = NULL;
+	char val[512];
+	bool json = false, nodes = false;
+	uint64_t n = 0;
+	int c, id, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b': tree = optarg; break;
+		case 'j': json = true; break;
+		case 'N': nodes = true; break;
+		case 'h': list_usage(stdout); return 0;
+		default: list_usage(stderr); return 2;
+		}
+	}
+	if (optind != argc - 1 || !tree) {
+		list_usage(stderr);
+		return 2;
+	}
+	id = rd_btree_parse(tree);
+	if (id < 0)
+		return rd_fail("list", "unknown b-tree '%s' (extents, inodes, dirents, xattrs, "
+			       "alloc)", tree), 2;
+	if (rd_cli_open("list", argv[optind], true, &s))
+		return 1;
+	if (nodes)
+		return list_nodes(s, argv[optind], (enum rd_btree_id)id, json);
+
+	if (json)
+		arr = json_object_new_array();
+	rd_btree_iter_init(&it, s, (enum rd_btree_id)id, RD_POS_MIN, RD_POS_MAX);
+	while (!(ret = rd_btree_iter_next(&it, &k))) {
+		rd_bkey_val_to_text((enum rd_btree_id)id, k, val, sizeof(val));
+		n++;
+		if (json) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "inode", json_object_new_uint64(k->pos.inode));
+			json_object_object_add(o, "offset", json_object_new_uint64(k->pos.offset));
+			json_object_object_add(o, "snapshot",
+					       json_object_new_uint64(k->pos.snapshot));
+			json_object_object_add(o, "type", json_object_new_int(k->type));
+			json_object_object_add(o, "len", json_object_new_int(k->val_len));
+			json_object_object_add(o, "value", json_object_new_string(val));
+			json_object_array_add(arr, o);
+		} else {
+			printf("%" PRIu64 ":%" PRIu64 ":%u %s\n", k->pos.inode, k->pos.offset,
+			       k->pos.snapshot, val);
+		}
+	}
+	rd_btree_iter_exit(&it);
+	if (ret != -ENOENT) {
+		json_object_put(arr);
+		rd_store_close(s);
+		return rd_fail("list", "%s: reading the %s tree after %" PRIu64 " keys: %s",
+			       argv[optind], tree, n, rd_strerror(ret));
+	}
+	if (json) {
+		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(arr);
+	}
+	rd_store_close(s);
+	return 0;
+}
