@@ -51,6 +51,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "dio.h"
@@ -62,7 +63,9 @@
 #define KIB		1024ul
 #define MIB		(1024ul * 1024)
 #define DIO_UNBOUNDED	UINT_MAX
-#define DIO_BUF_ALIGN	4096
+#define DIO_CHUNK_MAX	(1ul << 30)
+#define DIO_BUF_MIN_SHIFT 12		/* chunk buffers come in powers of two from 4 KiB */
+#define DIO_BUF_CLASSES	(64 - DIO_BUF_MIN_SHIFT)
 
 struct rd_dio_write;
 
@@ -113,7 +116,7 @@ struct dio_chunk {
 	struct dio_chunk	*prev, *next;	/* the write's live chunks, in file order */
 	uint64_t		pos;		/* offset inside the write */
 	size_t			len;
-	void			*buf;		/* owned chunk buffer, w->chunk bytes; NULL if lent */
+	void			*buf;		/* owned chunk buffer, w->buf_cap bytes; NULL if lent */
 	size_t			held;		/* bytes this chunk counts as held */
 	enum dio_chunk_state	state;
 	long			res;
@@ -136,6 +139,7 @@ struct rd_dio_write {
 	struct rd_dio_source	*src;
 	uint64_t		off, len;
 	size_t			chunk;
+	size_t			buf_cap;	/* a chunk buffer's real size (its size class) */
 	unsigned		window;
 	uint64_t		held_limit;	/* window * chunk, or unbounded */
 	bool			dsync;
@@ -178,8 +182,9 @@ struct rd_dio {
 	uint64_t		live;		/* writes not yet freed */
 	pthread_t		*threads;
 	unsigned		nthreads;
-	void			**pool;		/* free buffers of opts.chunk bytes */
-	unsigned		pool_n;
+	void			*pool[DIO_BUF_CLASSES];	/* free buffers, linked through
+								 * their first word */
+	uint64_t		pool_bytes, pool_max;
 	struct dio_stats	stats[RD_DIO_NR_STRATEGIES];
 };
 
@@ -195,36 +200,65 @@ static uint64_t dio_now(void)
 
 /* ---- chunk buffers -------------------------------------------------------------------- */
 
+/*
+ * Chunk buffers are their own mappings, in power-of-two size classes, kept for reuse up to
+ * pool_max bytes in all (fresh memory costs a page fault per 4 KiB). They are marked
+ * MADV_DONTFORK: a fork of the daemon (a helper, a test's child) must neither share them
+ * copy-on-write while I/O fills them (the old fork-vs-O_DIRECT hazard) nor leave the daemon
+ * a copy fault per page afterwards. Page aligned, hence fit for O_DIRECT.
+ */
+static size_t dio_buf_cap(size_t len)
+{
+	unsigned shift = DIO_BUF_MIN_SHIFT;
+
+	while (((size_t)1 << shift) < len)
+		shift++;
+	return (size_t)1 << shift;
+}
+
+static unsigned dio_buf_class(size_t cap)
+{
+	return (unsigned)__builtin_ctzll(cap) - DIO_BUF_MIN_SHIFT;
+}
+
 static void *dio_buf_get(struct rd_dio *d, size_t cap)
 {
-	void *buf = NULL;
+	unsigned cl = dio_buf_class(cap);
+	void *buf;
 
-	if (cap == d->opts.chunk) {
-		pthread_mutex_lock(&d->lock);
-		if (d->pool_n)
-			buf = d->pool[--d->pool_n];
-		pthread_mutex_unlock(&d->lock);
-		if (buf)
-			return buf;
+	pthread_mutex_lock(&d->lock);
+	buf = d->pool[cl];
+	if (buf) {
+		d->pool[cl] = *(void **)buf;
+		d->pool_bytes -= cap;
 	}
-	if (posix_memalign(&buf, DIO_BUF_ALIGN, cap))
+	pthread_mutex_unlock(&d->lock);
+	if (buf)
+		return buf;
+
+	buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
 		return NULL;
+	(void)madvise(buf, cap, MADV_DONTFORK);	/* best effort */
 	return buf;
 }
 
 static void dio_buf_put(struct rd_dio *d, void *buf, size_t cap)
 {
+	unsigned cl = dio_buf_class(cap);
+
 	if (!buf)
 		return;
-	if (cap == d->opts.chunk) {
-		pthread_mutex_lock(&d->lock);
-		if (d->pool_n < d->opts.pool_bufs) {
-			d->pool[d->pool_n++] = buf;
-			buf = NULL;
-		}
-		pthread_mutex_unlock(&d->lock);
+	pthread_mutex_lock(&d->lock);
+	if (d->pool_bytes + cap <= d->pool_max) {
+		*(void **)buf = d->pool[cl];
+		d->pool[cl] = buf;
+		d->pool_bytes += cap;
+		buf = NULL;
 	}
-	free(buf);
+	pthread_mutex_unlock(&d->lock);
+	if (buf)
+		munmap(buf, cap);
 }
 
 /* ---- the worker queue ----------------------------------------------------------------- */
@@ -341,10 +375,10 @@ static void dio_complete(struct rd_dio_write *w)
 	w->src->ops->put(w->src);	/* the grab taken by the source's constructor */
 	w->src = NULL;
 	if (w->spare) {
-		dio_buf_put(w->d, w->spare, w->chunk);
+		dio_buf_put(w->d, w->spare, w->buf_cap);
 		w->spare = NULL;
-		dio_stat_chunk(st, 0, -(int64_t)w->chunk);
-		w->held -= w->chunk;
+		dio_stat_chunk(st, 0, -(int64_t)w->buf_cap);
+		w->held -= w->buf_cap;
 	}
 	assert(!w->held);
 
@@ -527,7 +561,7 @@ static void dio_chunk_release_locked(struct rd_dio_write *w, struct dio_chunk *c
 			w->spare = c->buf;	/* stays held: the next chunk reuses it */
 			freed = 0;
 		} else {
-			dio_buf_put(w->d, c->buf, w->chunk);
+			dio_buf_put(w->d, c->buf, w->buf_cap);
 		}
 	}
 	w->held -= (uint64_t)freed;
@@ -617,9 +651,9 @@ static void dio_issue_locked(struct rd_dio_write *w)
 		c->held = c->len;
 		added = (int64_t)c->len;
 	} else {
-		c->held = w->chunk;
+		c->held = w->buf_cap;
 		c->buf = w->spare;
-		added = w->spare ? 0 : (int64_t)w->chunk;
+		added = w->spare ? 0 : (int64_t)w->buf_cap;
 		w->spare = NULL;
 	}
 	w->held += (uint64_t)added;
@@ -634,7 +668,7 @@ static void dio_issue_locked(struct rd_dio_write *w)
 	c->rd.done = dio_read_done;
 	pthread_mutex_unlock(&w->lock);
 	if (!lent && !c->buf)
-		c->buf = dio_buf_get(w->d, w->chunk);
+		c->buf = dio_buf_get(w->d, w->buf_cap);
 	c->rd.buf = c->buf;
 	if (!lent && !c->buf)
 		dio_read_done(&c->rd, -ENOMEM);
@@ -818,14 +852,14 @@ int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out)
 		d->opts.inline_chunks = 8;
 	if (!d->opts.pool_bufs)
 		d->opts.pool_bufs = 32;
-	if (d->opts.workers > 256 || d->opts.window > 65536) {
+	if (d->opts.workers > 256 || d->opts.window > 65536 || d->opts.chunk > DIO_CHUNK_MAX) {
 		ret = -EINVAL;
 		goto err_free;
 	}
 
-	d->pool = calloc(d->opts.pool_bufs, sizeof(*d->pool));
+	d->pool_max = (uint64_t)d->opts.pool_bufs * d->opts.chunk;
 	d->threads = calloc(d->opts.workers, sizeof(*d->threads));
-	if (!d->pool || !d->threads)
+	if (!d->threads)
 		goto err_free;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->work_cond, NULL);
@@ -847,7 +881,6 @@ err_stop:
 	return ret;
 err_free:
 	free(d->threads);
-	free(d->pool);
 	free(d);
 	return ret;
 }
@@ -864,13 +897,18 @@ void rd_dio_destroy(struct rd_dio *d)
 	pthread_mutex_unlock(&d->lock);
 	for (unsigned i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
-	while (d->pool_n)
-		free(d->pool[--d->pool_n]);
+	for (unsigned cl = 0; cl < DIO_BUF_CLASSES; cl++) {
+		while (d->pool[cl]) {
+			void *buf = d->pool[cl];
+
+			d->pool[cl] = *(void **)buf;
+			munmap(buf, (size_t)1 << (cl + DIO_BUF_MIN_SHIFT));
+		}
+	}
 	pthread_cond_destroy(&d->idle_cond);
 	pthread_cond_destroy(&d->work_cond);
 	pthread_mutex_destroy(&d->lock);
 	free(d->threads);
-	free(d->pool);
 	free(d);
 }
 
@@ -878,17 +916,26 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 		  const struct rd_dio_args *a, struct rd_dio_write **handle)
 {
 	const struct dio_strategy *strat;
-	struct dio_stats *st;
 	struct rd_dio_write *w;
-	bool inline_issue;
-	unsigned issued = 0;
+	struct dio_chunk *c;
+	struct dio_stats *st;
+	bool inline_issue, push = false;
+	unsigned issued;
+	size_t chunk;
 	int ret;
 
 	if (handle)
 		*handle = NULL;
 	ret = -EINVAL;
 	if (!d || !sink || !sink->ops || !src || !a || !a->done ||
-	    a->strategy >= RD_DIO_NR_STRATEGIES || a->issue >= RD_DIO_NR_ISSUE)
+	    a->strategy >= RD_DIO_NR_STRATEGIES || a->issue >= RD_DIO_NR_ISSUE ||
+	    a->window > 65536)
+		goto err_src;
+	strat = &strategies[a->strategy];
+	chunk = a->chunk ? a->chunk : strat->chunk ? strat->chunk : d->opts.chunk;
+	if (sink->max_chunk && chunk > sink->max_chunk)
+		chunk = sink->max_chunk;
+	if (chunk > DIO_CHUNK_MAX)
 		goto err_src;
 	ret = -EFBIG;
 	if (a->off > INT64_MAX || src->len > INT64_MAX - a->off)
@@ -898,7 +945,6 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 	if (!w)
 		goto err_src;
 
-	strat = &strategies[a->strategy];
 	w->d = d;
 	w->strat = strat;
 	w->sid = a->strategy;
@@ -906,12 +952,11 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 	w->src = src;
 	w->off = a->off;
 	w->len = src->len;
-	w->chunk = a->chunk ? a->chunk : strat->chunk ? strat->chunk : d->opts.chunk;
-	if (sink->max_chunk && w->chunk > sink->max_chunk)
-		w->chunk = sink->max_chunk;
+	w->chunk = chunk;
+	w->buf_cap = dio_buf_cap(chunk);
 	w->window = strat->window ? strat->window : a->window ? a->window : d->opts.window;
 	w->held_limit = w->window == DIO_UNBOUNDED ? UINT64_MAX :
-			(uint64_t)w->window * w->chunk;
+			(uint64_t)w->window * w->buf_cap;
 	w->dsync = a->dsync;
 	w->done = a->done;
 	w->priv = a->priv;
@@ -941,9 +986,6 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 	}
 
 	/* Inline: start the first chunks on this thread; leave blocking work to a worker. */
-	bool push = false;
-	struct dio_chunk *c;
-
 	pthread_mutex_lock(&w->lock);
 	w->pumping = true;
 	issued = dio_run_locked(w, false, d->opts.inline_chunks);

@@ -192,10 +192,10 @@ int rd_dio_source_procmem(struct rd_io *io, pid_t pid, uint64_t addr, uint64_t l
 
 struct rd_dio_opts {
 	unsigned	workers;	/* dio worker threads; 0 = 2 */
-	size_t		chunk;		/* default chunk bytes; 0 = 1 MiB */
+	size_t		chunk;		/* default chunk bytes (at most 1 GiB); 0 = 1 MiB */
 	unsigned	window;		/* default refctx window; 0 = 8 */
 	unsigned	inline_chunks;	/* chunks an inline submitter starts at most; 0 = 8 */
-	unsigned	pool_bufs;	/* chunk buffers kept for reuse; 0 = 32 */
+	unsigned	pool_bufs;	/* free buffers kept: up to pool_bufs * chunk bytes; 0 = 32 */
 };
 
 int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out);
@@ -208,7 +208,7 @@ struct rd_dio_args {
 	enum rd_dio_strategy	strategy;
 	enum rd_dio_issue	issue;
 	unsigned		window;		/* refctx only (the others fix theirs); 0 = default */
-	size_t			chunk;		/* 0 = the strategy's default */
+	size_t			chunk;		/* 0 = the strategy's default; <= 1 GiB */
 	bool			dsync;		/* sink flush before completion */
 	/*
 	 * Called exactly once, on a dio worker, never inside rd_dio_submit: res = bytes

@@ -19,8 +19,10 @@
  * bounds they assert stay the same). */
 #ifdef __SANITIZE_THREAD__
 #define TEST_DIO_SCALE 8
+#define TEST_DIO_TSAN 1
 #else
 #define TEST_DIO_SCALE 1
+#define TEST_DIO_TSAN 0
 #endif
 
 /* The pattern's 8-byte word number i (a cheap mix of seed and i). */
@@ -59,8 +61,19 @@ static inline void pat_fill(void *p, size_t len, uint64_t seed, uint64_t o)
 static inline int pat_check(const void *p, size_t len, uint64_t seed, uint64_t o)
 {
 	const uint8_t *b = p;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++)
+	for (; i < len && (o + i) % 8; i++)
+		if (b[i] != pat_byte(seed, o + i))
+			return -1;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, b + i, 8);
+		if (w != pat_word(seed, (o + i) / 8))
+			return -1;
+	}
+	for (; i < len; i++)
 		if (b[i] != pat_byte(seed, o + i))
 			return -1;
 	return 0;
