@@ -197,6 +197,8 @@ static void ts_write(struct rd_dio_sink *sink, struct rd_dio_sink_req *req)
 
 	pthread_mutex_lock(&ts->lock);
 	CHECK(req->len > 0);
+	if (ts->watch && pthread_equal(ts->watched, pthread_self()))
+		ts->watched_writes++;
 	j->seq = ++ts->seq;
 	ts->writes++;
 	ts->in_write++;
@@ -232,6 +234,8 @@ static int ts_commit(struct rd_dio_sink *sink, struct rd_dio_sink_req *req)
 		return -EIO;
 	}
 	ts->outstanding--;
+	if (ts->watch && pthread_equal(ts->watched, pthread_self()))
+		ts->watched_commits++;
 	if (req->off == ts->o.commit_fail_off) {
 		ts->commit_fails++;
 		ret = ts->o.commit_fail_err;
@@ -267,6 +271,8 @@ static void ts_abort(struct rd_dio_sink *sink, struct rd_dio_sink_req *req)
 	}
 	ts->outstanding--;
 	ts->aborts++;
+	if (ts->watch && pthread_equal(ts->watched, pthread_self()))
+		ts->watched_aborts++;
 	pthread_mutex_unlock(&ts->lock);
 	req->sink_priv = NULL;
 	stage_put(j->staged, j->staged_cap);
@@ -279,6 +285,8 @@ static int ts_flush(struct rd_dio_sink *sink)
 
 	pthread_mutex_lock(&ts->lock);
 	ts->flushes++;
+	if (ts->watch && pthread_equal(ts->watched, pthread_self()))
+		ts->watched_flushes++;
 	pthread_mutex_unlock(&ts->lock);
 	return ts->o.flush_err;
 }

@@ -78,6 +78,10 @@ struct tsink {
 	uint64_t		bad_calls;	/* commit/abort of an unknown or failed request */
 	uint64_t		outstanding;	/* written, neither committed nor aborted */
 	uint64_t		in_write;	/* writes submitted, not yet completed */
+	/* Calls made on the thread `watched` (set watch to count them). */
+	bool			watch;
+	pthread_t		watched;
+	uint64_t		watched_writes, watched_commits, watched_aborts, watched_flushes;
 	uint64_t		max_in_write;
 };
 
