@@ -73,6 +73,17 @@ static void equivalence(struct rd_dio *d, unsigned iters, uint64_t seed)
 			so.max_chunk = 64 * 1024 + test_rand(&rng) % MIB;
 		so.file_size = FILE_SIZE;
 		so.max_delay_us = inl ? 0 : 400;
+		if (it == 0) {
+			/* Out of order for sure: 8 zero-copy chunks handed over back to back,
+			 * each completing after a random 0-2 ms. */
+			len = 8 * MIB + test_rand(&rng) % MIB;
+			chunk = 0;
+			window = 8;
+			so.max_chunk = 0;
+			so.max_delay_us = 2000;
+			inl = false;
+			zc = true;
+		}
 		so.complete_inline = inl;
 		so.seed = test_rand(&rng);
 
