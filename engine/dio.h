@@ -118,7 +118,8 @@ struct rd_dio_src_read {
 	uint64_t	pos;		/* offset into the source's range */
 	size_t		len;
 	void		*buf;		/* the chunk buffer (NULL for zero-copy sources) */
-	const void	*data;		/* set by read(): where the bytes are (buf, or lent) */
+	const void	*data;		/* set by read(): where the bytes are (buf, or lent:
+					 * then valid and unchanged until the source's put) */
 	/*
 	 * Called exactly once, from inside read() or later from any thread (never blocking):
 	 * len when all was read; 0 when the caller is gone (get-if-alive failed); -EFAULT
@@ -162,7 +163,8 @@ int rd_dio_mem_new(void *base, size_t len, void (*release)(void *base, size_t le
 int rd_dio_mem_alloc(size_t len, struct rd_dio_mem **out);
 void *rd_dio_mem_base(const struct rd_dio_mem *m);
 void rd_dio_mem_exit(struct rd_dio_mem *m);
-/* A source over [off, off+len) of m (grab: count + 1); -EFAULT if outside m. */
+/* A source over [off, off+len) of m (grab: count + 1); -EFAULT if outside m. Only the
+ * owner creates sources, before its exit (its count is what keeps m alive meanwhile). */
 int rd_dio_source_mem(struct rd_dio_mem *m, uint64_t off, uint64_t len,
 		      struct rd_dio_source **out);
 
@@ -184,6 +186,7 @@ int rd_dio_source_rbuf(const struct rd_dio_rbuf *rb, struct rd_dio_source **out)
  * Another process's memory [addr, addr+len), read through /proc/pid/mem with io (io_uring).
  * The open is the grab; each chunk read is a get-if-alive inside the kernel; a read of 0
  * bytes means the process is gone. Needs ptrace access to pid. -ESRCH if it is gone.
+ * io must stay open until every write using the source completed (destroy dio first).
  */
 int rd_dio_source_procmem(struct rd_io *io, pid_t pid, uint64_t addr, uint64_t len,
 			  struct rd_dio_source **out);
@@ -199,7 +202,8 @@ struct rd_dio_opts {
 };
 
 int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out);
-/* Waits until every write has completed and been released, then stops the workers. */
+/* Waits until every write has completed and every handle was put, then stops the workers.
+ * Never call it from a done callback, nor submit once it has started. */
 void rd_dio_destroy(struct rd_dio *d);
 
 /* What one write asks for. */
