@@ -37,5 +37,6 @@ int cmd_format(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 #endif

@@ -56,7 +56,9 @@ struct rd_io_opts {
 
 /* Opens path (which must exist) and starts the I/O threads. */
 int rd_io_open(const char *path, const struct rd_io_opts *opts, struct rd_io **out);
-/* Waits for every submitted request to complete, then stops the threads and closes. */
+/* Waits for every submitted request to complete, then stops the threads and closes.
+ * Once close has started, only completion callbacks may still submit (continuations of work
+ * submitted before; close waits for them too); any other submission is a bug (asserted). */
 void rd_io_close(struct rd_io *io);
 
 /* Size of the image file in bytes, as of open. */
@@ -70,7 +72,9 @@ int rd_io_fd(const struct rd_io *io);
 void rd_io_submit(struct rd_io *io, struct rd_io_req *req);
 
 /* Synchronous helpers: submit and wait. They return 0 only if all of len was transferred,
- * -RD_ERR_TRUNCATED on a short transfer, else -errno. */
+ * -RD_ERR_TRUNCATED on a short transfer, else -errno. Never call them on an I/O thread
+ * (from a completion callback): that thread would wait for itself. Asserted; with NDEBUG
+ * they return -EDEADLK there instead. */
 int rd_io_read(struct rd_io *io, void *buf, size_t len, uint64_t off);
 int rd_io_write(struct rd_io *io, const void *buf, size_t len, uint64_t off);
 int rd_io_flush(struct rd_io *io);
@@ -78,5 +82,22 @@ int rd_io_flush(struct rd_io *io);
 /* Memory aligned for O_DIRECT (4096), zero-filled. NULL on failure. */
 void *rd_io_buf_alloc(size_t len);
 void rd_io_buf_free(void *buf);
+
+/* Counters since open, summed over the I/O threads. Each field is read on its own: the set
+ * is not one atomic snapshot, so a live reader may see completed briefly ahead of another. */
+struct rd_io_stats {
+	uint64_t	submitted;	/* requests accepted by rd_io_submit */
+	uint64_t	completed;	/* end_io calls made */
+	uint64_t	in_flight;	/* submitted - completed: queued, on a ring, or resubmitted */
+	uint64_t	sqes;		/* ring entries issued: first tries, resubmits, retries */
+	uint64_t	resubmits;	/* continuations of partial transfers */
+	uint64_t	retries;	/* -EAGAIN/-EINTR results issued again */
+	uint64_t	errors;		/* requests completed with a negative result */
+	uint64_t	ring_full;	/* times a thread left requests queued: its ring was full */
+	uint64_t	cq_overflows;	/* times a completion queue overflow was seen (expect 0) */
+	uint64_t	bytes_read;
+	uint64_t	bytes_written;
+};
+void rd_io_stats(struct rd_io *io, struct rd_io_stats *out);
 
 #endif

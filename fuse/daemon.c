@@ -1,0 +1,497 @@
+/*
+ * daemon.c - `refdio mount`: options, start-up, detaching, teardown.
+ *
+ * Owns: turning a command line into a mounted, served filesystem and back. Every start-up
+ * error (bad options, bad image, missing or busy mountpoint, no /dev/fuse) is reported
+ * with a message and a non-zero exit before the daemon detaches: the parent waits for the
+ * child's verdict on a pipe.
+ *
+ * Must never: leave the filesystem unflushed on a clean stop, or destroy the session while
+ * a reply is outstanding (see daemon.h for the teardown order).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "errors.h"
+#include "loop.h"
+
+static void mount_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void mount_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "refdio mount: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+/* Options libfuse (and the kernel) take as they are. */
+static const char *const passthrough[] = {
+	"allow_root", "auto_unmount", "suid", "nosuid", "dev", "nodev", "exec", "noexec",
+	"atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime",
+	"nostrictatime", "lazytime", "nolazytime", "dirsync", "async", NULL,
+};
+/* Options mount(8) and fstab add that mean nothing to a FUSE daemon. */
+static const char *const ignored[] = {
+	"defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "rw",
+	NULL,
+};
+
+static bool in_list(const char *const *list, const char *s)
+{
+	for (; *list; list++)
+		if (!strcmp(*list, s))
+			return true;
+	return false;
+}
+
+static int add_fuse_opt(struct rd_mount_opts *o, const char *opt)
+{
+	size_t used = strlen(o->fuse_opts), n = strlen(opt);
+
+	if (used + n + 2 > sizeof(o->fuse_opts)) {
+		mount_err("too many options");
+		return -EINVAL;
+	}
+	if (used)
+		o->fuse_opts[used++] = ',';
+	memcpy(o->fuse_opts + used, opt, n + 1);
+	return 0;
+}
+
+static int parse_uint(const char *name, const char *v, unsigned min, unsigned max,
+		      unsigned *out)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(v, &end, 10);
+	if (errno || end == v || *end || x < min || x > max) {
+		mount_err("-o %s=%s: expected a number from %u to %u", name, v, min, max);
+		return -EINVAL;
+	}
+	*out = (unsigned)x;
+	return 0;
+}
+
+static int parse_seconds(const char *name, const char *v, double *out)
+{
+	char *end;
+	double x;
+
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno || end == v || *end || x < 0 || x > 86400) {
+		mount_err("-o %s=%s: expected seconds from 0 to 86400", name, v);
+		return -EINVAL;
+	}
+	*out = x;
+	return 0;
+}
+
+static int parse_one(struct rd_mount_opts *o, char *opt)
+{
+	char *val = strchr(opt, '=');
+
+	if (val)
+		*val++ = '\0';
+	if (!val) {
+		if (!strcmp(opt, "ro")) {
+			o->read_only = true;
+			return add_fuse_opt(o, "ro");
+		}
+		if (!strcmp(opt, "allow_other")) {
+			o->allow_other = true;
+			return add_fuse_opt(o, "allow_other");
+		}
+		if (!strcmp(opt, "default_permissions")) {
+			o->default_permissions = true;
+			return 0;
+		}
+		if (!strcmp(opt, "nodefault_permissions")) {
+			o->default_permissions = false;
+			return 0;
+		}
+		if (!strcmp(opt, "direct_io")) {
+			o->direct_io = true;
+			return 0;
+		}
+		if (!strcmp(opt, "writeback_cache")) {
+			o->writeback_cache = true;
+			return 0;
+		}
+		if (!strcmp(opt, "sync")) {
+			o->sync = true;
+			return add_fuse_opt(o, "sync");
+		}
+		if (in_list(passthrough, opt))
+			return add_fuse_opt(o, opt);
+		if (in_list(ignored, opt) || !strncmp(opt, "x-", 2))
+			return 0;
+	} else {
+		if (!strcmp(opt, "threads"))
+			return parse_uint(opt, val, 1, 64, &o->threads);
+		if (!strcmp(opt, "max_background"))
+			return parse_uint(opt, val, 1, 65535, &o->max_background);
+		if (!strcmp(opt, "attr_timeout"))
+			return parse_seconds(opt, val, &o->attr_timeout);
+		if (!strcmp(opt, "entry_timeout"))
+			return parse_seconds(opt, val, &o->entry_timeout);
+		if (!strcmp(opt, "fsname") || !strcmp(opt, "subtype")) {
+			char buf[300];
+
+			if (strchr(val, ',') || snprintf(buf, sizeof(buf), "%s=%s", opt, val) >=
+			    (int)sizeof(buf)) {
+				mount_err("-o %s: value too long or has a comma", opt);
+				return -EINVAL;
+			}
+			return add_fuse_opt(o, buf);
+		}
+		if (!strncmp(opt, "x-", 2) || !strcmp(opt, "comment"))
+			return 0;
+	}
+	mount_err("unknown option '%s%s%s' (see refdio mount --help)", opt, val ? "=" : "",
+		  val ? val : "");
+	return -EINVAL;
+}
+
+static int parse_opts(struct rd_mount_opts *o, const char *list)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save))
+		if (*tok)
+			ret = parse_one(o, tok);
+	free(copy);
+	return ret;
+}
+
+void rd_mount_usage(FILE *f);
+
+void rd_mount_usage(FILE *f)
+{
+	fprintf(f,
+"usage: refdio mount [-f] [-d] [-o OPTIONS] IMAGE MOUNTPOINT\n"
+"       refdio IMAGE MOUNTPOINT [-o OPTIONS]       (the form mount.fuse3 uses)\n"
+"\n"
+"Serves the refdio filesystem in IMAGE at MOUNTPOINT through FUSE. The daemon detaches\n"
+"once the filesystem is mounted; every start-up error is reported before that. Stop it\n"
+"with fusermount3 -u MOUNTPOINT, umount MOUNTPOINT, or SIGTERM/SIGINT: everything is\n"
+"flushed and the image is marked clean.\n"
+"\n"
+"  -f               stay in the foreground\n"
+"  -d               debug: print every FUSE request (implies -f)\n"
+"  -o OPTIONS       comma-separated:\n"
+"     ro                     read-only\n"
+"     allow_other            let other users in (needs user_allow_other for non-root)\n"
+"     nodefault_permissions  do not let the kernel check permissions (on by default)\n"
+"     direct_io              FOPEN_DIRECT_IO on every open: no page cache\n"
+"     writeback_cache        let the kernel cache writes\n"
+"     sync                   every write is O_DSYNC\n"
+"     threads=N              receiving threads (default 4)\n"
+"     max_background=N       asynchronous requests the kernel may queue (default 64)\n"
+"     attr_timeout=S         seconds the kernel caches attributes (default 1)\n"
+"     entry_timeout=S        seconds the kernel caches names (default 1)\n"
+"     fsname=NAME, subtype=NAME, and the generic mount flags (nosuid, nodev, noexec,\n"
+"     noatime, ...) are passed on; an unknown option is an error.\n");
+}
+
+int rd_mount_parse(int argc, char **argv, struct rd_mount_opts *o)
+{
+	int pos = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->default_permissions = true;
+	o->threads = 4;
+	o->max_background = 64;
+	o->attr_timeout = 1.0;
+	o->entry_timeout = 1.0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-f")) {
+			o->foreground = true;
+		} else if (!strcmp(a, "-d")) {
+			o->debug = o->foreground = true;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			rd_mount_usage(stdout);
+			return 1;
+		} else if (!strncmp(a, "-o", 2)) {
+			const char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			int ret;
+
+			if (!list) {
+				mount_err("-o needs a list of options");
+				return -EINVAL;
+			}
+			ret = parse_opts(o, list);
+			if (ret)
+				return ret;
+		} else if (a[0] == '-' && a[1]) {
+			mount_err("unknown argument '%s' (see refdio mount --help)", a);
+			return -EINVAL;
+		} else if (pos == 0) {
+			o->image = a;
+			pos++;
+		} else if (pos == 1) {
+			o->mountpoint = a;
+			pos++;
+		} else {
+			mount_err("unexpected argument '%s'", a);
+			return -EINVAL;
+		}
+	}
+	if (pos != 2) {
+		mount_err("needs IMAGE and MOUNTPOINT (see refdio mount --help)");
+		return -EINVAL;
+	}
+	if (o->default_permissions && add_fuse_opt(o, "default_permissions"))
+		return -EINVAL;
+	if (!strstr(o->fuse_opts, "fsname=")) {
+		char buf[PATH_MAX + 16];
+
+		if (!strchr(o->image, ',') && strlen(o->image) < 256) {
+			snprintf(buf, sizeof(buf), "fsname=%s", o->image);
+			if (add_fuse_opt(o, buf))
+				return -EINVAL;
+		}
+	}
+	if (!strstr(o->fuse_opts, "subtype=") && add_fuse_opt(o, "subtype=refdio"))
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- start-up checks ------------------------------------------------------------------- */
+
+/* Is path already a mount point (of anything)? */
+static bool is_mountpoint(const char *path)
+{
+	char real[PATH_MAX], line[8192];
+	bool found = false;
+	FILE *f;
+
+	if (!realpath(path, real))
+		return false;
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX];
+
+		/* id parent major:minor root mountpoint ... ; octal escapes for spaces are
+		 * rare enough in mount points that a plain compare serves here */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && !strcmp(mnt, real))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static int check_startup(const struct rd_mount_opts *o)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(o->image, &st)) {
+		mount_err("%s: %s", o->image, strerror(errno));
+		return -errno;
+	}
+	if (stat(o->mountpoint, &st)) {
+		mount_err("mountpoint %s: %s", o->mountpoint, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		mount_err("mountpoint %s: not a directory", o->mountpoint);
+		return -ENOTDIR;
+	}
+	if (is_mountpoint(o->mountpoint)) {
+		mount_err("mountpoint %s is busy: something is already mounted there",
+			  o->mountpoint);
+		return -EBUSY;
+	}
+	fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		mount_err("/dev/fuse: %s (is the fuse module loaded, and fuse3 installed?)",
+			  strerror(errno));
+		return -errno;
+	}
+	close(fd);
+	return 0;
+}
+
+/* ---- running ------------------------------------------------------------------------------- */
+
+/* The child tells the waiting parent how start-up went: one byte, the exit status. */
+static void tell_parent(int fd, unsigned char status)
+{
+	if (fd >= 0) {
+		ssize_t n = write(fd, &status, 1);
+
+		(void)n;
+		close(fd);
+	}
+}
+
+static int serve(struct rd_daemon *d, int notify_fd)
+{
+	struct rd_fs_opts fso = { .store = { .read_only = d->opts.read_only } };
+	char *fargv[5];
+	int fargc = 0;
+	struct fuse_args args;
+	struct rd_loop_opts lo = { .threads = d->opts.threads };
+	struct rd_loop_result lr;
+	char why[256] = "";
+	int ret, status = 1, cret;
+
+	ret = rd_fs_open(d->opts.image, &fso, &d->fs, why, sizeof(why));
+	if (ret) {
+		mount_err("%s: %s%s%s", d->opts.image, rd_strerror(ret), why[0] ? ": " : "", why);
+		tell_parent(notify_fd, 1);
+		return 1;
+	}
+
+	fargv[fargc++] = (char *)"refdio";
+	fargv[fargc++] = (char *)"-o";
+	fargv[fargc++] = d->opts.fuse_opts;
+	if (d->opts.debug)
+		fargv[fargc++] = (char *)"-d";
+	fargv[fargc] = NULL;
+	args = (struct fuse_args)FUSE_ARGS_INIT(fargc, fargv);
+	d->se = fuse_session_new(&args, rd_fuse_ops(), sizeof(*rd_fuse_ops()), d);
+	if (!d->se) {
+		mount_err("could not start a FUSE session with options '%s'", d->opts.fuse_opts);
+		goto close_fs;
+	}
+	if (fuse_session_mount(d->se, d->opts.mountpoint)) {
+		mount_err("could not mount on %s", d->opts.mountpoint);
+		goto destroy;
+	}
+	/* libfuse 3.14 reads up to 256 pages + 4 KiB per request. */
+	ret = rd_rbuf_pool_init(&d->pool, (256u << 12) + 4096, d->opts.threads + 2,
+				d->opts.threads + d->opts.max_background + 8);
+	if (ret) {
+		mount_err("out of memory");
+		goto unmount;
+	}
+
+	tell_parent(notify_fd, 0);
+	if (!d->opts.foreground) {
+		int null = open("/dev/null", O_RDWR);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			if (null > 2)
+				close(null);
+		}
+		if (chdir("/"))
+			(void)0;
+	}
+
+	ret = rd_loop_run(d->se, &d->pool, &lo, &lr);
+	status = ret ? 1 : 0;
+	if (ret)
+		mount_err("receiving requests: %s", strerror(-ret));
+
+	/* Teardown in the order daemon.h documents. */
+	rd_daemon_drain(d);
+	cret = rd_fs_close(d->fs);
+	d->fs = NULL;
+	if (cret) {
+		mount_err("closing %s: %s", d->opts.image, rd_strerror(cret));
+		status = 1;
+	}
+	fuse_session_unmount(d->se);
+	fuse_session_destroy(d->se);
+	rd_rbuf_pool_destroy(&d->pool);
+	return status;
+
+unmount:
+	fuse_session_unmount(d->se);
+destroy:
+	fuse_session_destroy(d->se);
+close_fs:
+	rd_fs_close(d->fs);
+	tell_parent(notify_fd, 1);
+	return 1;
+}
+
+int rd_mount_run(const struct rd_mount_opts *o)
+{
+	struct rd_daemon *d;
+	int pipefd[2], status;
+	pid_t pid;
+
+	if (check_startup(o))
+		return 1;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	d->opts = *o;
+	pthread_mutex_init(&d->drain_lock, NULL);
+	pthread_cond_init(&d->drained, NULL);
+
+	if (o->foreground) {
+		status = serve(d, -1);
+		goto out;
+	}
+	/* Detach before any thread exists (the engine starts I/O threads at open, and
+	 * threads do not survive fork); the parent waits for the child's verdict. */
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		mount_err("pipe: %s", strerror(errno));
+		status = 1;
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		mount_err("fork: %s", strerror(errno));
+		status = 1;
+		goto out;
+	}
+	if (pid > 0) {
+		unsigned char st = 1;
+
+		close(pipefd[1]);
+		if (read(pipefd[0], &st, 1) != 1) {
+			int ws;
+
+			/* The child died without a word: report how. */
+			waitpid(pid, &ws, 0);
+			if (WIFSIGNALED(ws))
+				mount_err("the daemon was killed by signal %d during start-up",
+					  WTERMSIG(ws));
+			st = 1;
+		}
+		close(pipefd[0]);
+		free(d);
+		return st;
+	}
+	close(pipefd[0]);
+	setsid();
+	status = serve(d, pipefd[1]);
+out:
+	pthread_mutex_destroy(&d->drain_lock);
+	pthread_cond_destroy(&d->drained);
+	free(d);
+	return status;
+}
