@@ -331,9 +331,10 @@ static int collect_top(struct rd_fs *fs, uint64_t ino, uint64_t cut, size_t max,
 }
 
 /* Lowers the file from the top while more than one transaction's worth of extents lie
- * past sector cut (see the crash behaviour above). Range locked from the cut on. */
+ * past sector cut (all of them if all), never below new_size (see the crash behaviour
+ * above). Range locked from the cut on. */
 static int truncate_top_batches(struct rd_fs *fs, struct rd_inode *ip, uint64_t cut,
-				uint64_t new_size)
+				uint64_t new_size, bool all)
 {
 	struct rd_extent_list l = { 0 };
 	int ret = 0;
@@ -346,7 +347,7 @@ static int truncate_top_batches(struct rd_fs *fs, struct rd_inode *ip, uint64_t 
 
 		pthread_mutex_lock(&ip->lock);
 		ret = collect_top(fs, ip->ino, cut, RD_DATA_TXN_OPS, &l, &more);
-		if (ret || !more) {
+		if (ret || !l.nr || (!more && !all)) {
 			pthread_mutex_unlock(&ip->lock);
 			break;
 		}
@@ -372,10 +373,48 @@ static int truncate_top_batches(struct rd_fs *fs, struct rd_inode *ip, uint64_t 
 			ret = rd_data_commit_inode(fs, ip, t, &old);
 		}
 		pthread_mutex_unlock(&ip->lock);
-		if (ret)
+		if (ret || !more)
 			break;
 	}
 	rd_extent_list_free(&l);
+	return ret;
+}
+
+/*
+ * Begins the write of zeros over [new_size, its block's end) for a shrinking truncate. On
+ * a full device, first removes everything past the cut (that may empty buckets), lowering
+ * i_size to the cut, then tries again: -ENOSPC only if that did not free a block either
+ * (the file is then cut at the block boundary above new_size).
+ */
+static int truncate_tail_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size,
+			       uint64_t cut, struct rd_data_wr **wr)
+{
+	uint64_t bs = rd_data_bs(fs);
+	size_t zlen = (size_t)(bs - new_size % bs);
+	unsigned flags = RD_DATA_WR_LOCKED | RD_DATA_WR_NO_EXTEND | RD_DATA_WR_INTERNAL;
+	struct rd_data_wait w;
+	void *z;
+	int ret;
+
+	z = calloc(1, zlen);
+	if (!z)
+		return -ENOMEM;
+	ret = rd_data_wr_begin(fs, ip, new_size, zlen, flags, wr);
+	if (ret == -ENOSPC) {
+		ret = truncate_top_batches(fs, ip, cut, new_size, true);
+		if (!ret)
+			ret = rd_data_wr_begin(fs, ip, new_size, zlen, flags, wr);
+	}
+	if (!ret) {
+		rd_data_wait_init(&w);
+		rd_data_wr_submit(fs, *wr, z, rd_data_wait_done, &w);
+		ret = rd_data_wait(&w);
+		if (ret) {
+			rd_data_wr_abort(fs, *wr);
+			*wr = NULL;
+		}
+	}
+	free(z);
 	return ret;
 }
 
@@ -469,32 +508,16 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size)
 
 	cut = rd_round_up(new_size, bs) >> RD_SECTOR_SHIFT;
 	/* The partial last block is rewritten with zeros past new_size, first (so a full
-	 * device says ENOSPC before anything changed); it is indexed in the last step. */
+	 * device says ENOSPC before anything changed, as far as it can); it is indexed in
+	 * the last step, with the final i_size. */
 	if (new_size % bs) {
 		ret = block_has_data(fs, ip, rd_round_down(new_size, bs));
-		if (ret > 0) {
-			size_t zlen = (size_t)(bs - new_size % bs);
-			void *z = calloc(1, zlen);
-			struct rd_data_wait w;
-
-			ret = z ? rd_data_wr_begin(fs, ip, new_size, zlen,
-						   RD_DATA_WR_LOCKED | RD_DATA_WR_NO_EXTEND |
-						   RD_DATA_WR_INTERNAL, &wr) : -ENOMEM;
-			if (!ret) {
-				rd_data_wait_init(&w);
-				rd_data_wr_submit(fs, wr, z, rd_data_wait_done, &w);
-				ret = rd_data_wait(&w);
-				if (ret) {
-					rd_data_wr_abort(fs, wr);
-					wr = NULL;
-				}
-			}
-			free(z);
-		}
+		if (ret > 0)
+			ret = truncate_tail_begin(fs, ip, new_size, cut, &wr);
 		if (ret < 0)
 			goto out;
 	}
-	ret = truncate_top_batches(fs, ip, cut, new_size);
+	ret = truncate_top_batches(fs, ip, cut, new_size, false);
 	if (ret) {
 		if (wr)
 			rd_data_wr_abort(fs, wr);

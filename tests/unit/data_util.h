@@ -25,7 +25,7 @@
 
 struct du_geo {
 	uint64_t size;
-	uint32_t block_size, bucket_size, eem;
+	uint32_t block_size, bucket_size, eem, node_size;
 };
 
 /* Formats a temporary image; path gets its name (>= 64 bytes). */
@@ -43,6 +43,7 @@ static inline void du_format(char *path, const char *tag, const struct du_geo *g
 	o.block_size = g->block_size;
 	o.bucket_size = g->bucket_size;
 	o.encoded_extent_max = g->eem;
+	o.btree_node_size = g->node_size;
 	o.data_csum = -1;
 	o.meta_csum = -1;
 	o.force = true;

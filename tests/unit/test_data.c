@@ -41,12 +41,16 @@ static struct model *new_file(struct rd_fs *fs, const char *name)
 
 static void model_reserve(struct model *m, uint64_t size)
 {
-	if (size <= m->cap)
+	uint64_t cap = m->cap;
+
+	if (size <= cap)
 		return;
-	m->data = realloc(m->data, size);
+	while (cap < size)
+		cap *= 2;
+	m->data = realloc(m->data, cap);
 	CHECK(m->data);
-	memset(m->data + m->cap, 0, size - m->cap);
-	m->cap = size;
+	memset(m->data + m->cap, 0, cap - m->cap);
+	m->cap = cap;
 }
 
 static void model_write(struct model *m, const void *buf, size_t len, uint64_t off)
