@@ -28,14 +28,16 @@ struct du_geo {
 	uint32_t block_size, bucket_size, eem, node_size;
 };
 
-/* Formats a temporary image; path gets its name (>= 64 bytes). */
+/* Formats a temporary image in $RD_TEST_DIR (default /tmp); path gets its name (>= 128
+ * bytes). */
 static inline void du_format(char *path, const char *tag, const struct du_geo *g)
 {
+	const char *dir = getenv("RD_TEST_DIR") ? getenv("RD_TEST_DIR") : "/tmp";
 	struct rd_format_opts o = { 0 };
 	char why[256] = "";
 	int fd;
 
-	snprintf(path, 64, "/tmp/data-%s-XXXXXX", tag);
+	snprintf(path, 128, "%s/data-%s-XXXXXX", dir, tag);
 	fd = mkstemp(path);
 	CHECK(fd >= 0);
 	CHECK(close(fd) == 0);

@@ -47,7 +47,7 @@ int main(void)
 	struct rd_fs_stats st;
 	struct rd_extent victim, other;
 	uint64_t fa, fb, seed = test_seed();
-	char path[64];
+	char path[128];
 	struct rd_fs *fs;
 
 	du_format(path, "flip", &g);

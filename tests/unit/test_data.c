@@ -4,7 +4,7 @@
  * holes and sparse files, truncate (grow, shrink, tail zeroing, many extents), every
  * fallocate mode, SEEK_DATA/SEEK_HOLE, appends, the asynchronous calls, the chunk-level
  * write API, persistence across a clean close and across a crash after fsync, and the
- * space accounting after each step. Ends with the throughput of large aligned writes.
+ * space accounting after each step.
  */
 #include <linux/falloc.h>
 #include <pthread.h>
@@ -581,41 +581,10 @@ static struct rd_fs *t_crash(struct rd_fs *fs, const char *path)
 	return fs;
 }
 
-static void bench(void)
-{
-	struct du_geo g = { .size = 1ull << 30 };
-	size_t chunk = 8 << 20, total = 512 << 20;
-	char path[64];
-	struct rd_fs *fs;
-	uint8_t *buf = rd_io_buf_alloc(chunk);
-	double t0, t1, t2;
-	uint64_t ino;
-
-	CHECK(buf);
-	du_fill(buf, 5, 0, chunk);
-	du_format(path, "bench", &g);
-	fs = du_open(path);
-	ino = du_create(fs, "bench");
-	t0 = du_now();
-	for (size_t off = 0; off < total; off += chunk)
-		du_write(fs, ino, buf, chunk, off);
-	CHECK_OK(rd_fs_fsync(fs, ino, false));
-	t1 = du_now();
-	for (size_t off = 0; off < total; off += chunk)
-		CHECK_EQ(rd_fs_read(fs, ino, buf, chunk, off), chunk);
-	t2 = du_now();
-	printf("bench: %zu MiB in 8 MiB aligned writes: %.0f MiB/s write (+fsync), %.0f MiB/s "
-	       "read\n", total >> 20, (double)(total >> 20) / (t1 - t0),
-	       (double)(total >> 20) / (t2 - t1));
-	CHECK_OK(rd_fs_close(fs));
-	unlink(path);
-	rd_io_buf_free(buf);
-}
-
 int main(void)
 {
 	struct du_geo g = { .size = 256 << 20 };
-	char path[64];
+	char path[128];
 	struct rd_fs *fs;
 
 	seed = test_seed();
@@ -643,8 +612,6 @@ int main(void)
 	unlink(path);
 	for (size_t i = 0; i < nfiles; i++)
 		free(files[i].data);
-	if (!getenv("RD_DATA_NO_BENCH"))
-		bench();
 	printf("test_data: ok (%zu files)\n", nfiles);
 	return 0;
 }

@@ -183,7 +183,7 @@ int main(void)
 {
 	struct du_geo g = { .size = 256 << 20 };
 	uint8_t *init;
-	char path[64];
+	char path[128];
 	double t0;
 
 	base_seed = test_seed();

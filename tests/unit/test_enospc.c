@@ -64,7 +64,7 @@ int main(void)
 	uint64_t a, b, inos[2], sa, sb, sa2, shorts = 0;
 	struct rd_fs_stats st;
 	struct rd_space sp;
-	char path[64];
+	char path[128];
 	struct rd_fs *fs;
 
 	test_seed();
