@@ -11,17 +11,33 @@
 #include "io.h"
 #include "store.h"
 
+/* The image must be a regular file or a block device. */
+static int check_path(const char *cmd, const char *path)
+{
+	struct stat st;
+	int err;
+
+	if (stat(path, &st)) {
+		err = -errno;
+		rd_fail(cmd, "%s: %s", path, rd_strerror(err));
+		return err;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		rd_fail(cmd, "%s: not a regular file or block device", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int rd_cli_open(const char *cmd, const char *path, bool read_only, struct rd_store **out)
 {
 	struct rd_open_opts o = { .read_only = read_only };
-	struct stat st;
 	char why[256] = "";
 	int ret;
 
-	if (stat(path, &st))
-		return rd_fail(cmd, "%s: %s", path, rd_strerror(-errno)), -errno;
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return rd_fail(cmd, "%s: not a regular file or block device", path), -EINVAL;
+	ret = check_path(cmd, path);
+	if (ret)
+		return ret;
 	ret = rd_store_open(path, &o, out, why, sizeof(why));
 	if (ret)
 		rd_fail(cmd, "%s: %s%s%s", path, rd_strerror(ret), why[0] ? ": " : "", why);
@@ -35,6 +51,9 @@ int rd_cli_read_sb(const char *cmd, const char *path, struct rd_sb *sb, struct r
 	char why[256] = "";
 	int ret;
 
+	ret = check_path(cmd, path);
+	if (ret)
+		return ret;
 	ret = rd_io_open(path, &io_opts, &io);
 	if (ret)
 		return rd_fail(cmd, "%s: %s", path, rd_strerror(ret)), ret;

@@ -18,7 +18,6 @@ static const struct rd_cmd commands[] = {
 	{ "show",   "print the superblock and space usage of an image", cmd_show },
 	{ "list",   "print the keys of one b-tree of an image", cmd_list },
 	{ "fsck",   "check an image (and repair what it safely can)", cmd_fsck },
-	{ "mount",  "serve an image at a mount point through FUSE", cmd_mount },
 };
 
 static void usage(FILE *f)
@@ -89,9 +88,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	/* mount.fuse3 runs "refdio IMAGE MOUNTPOINT -o OPTIONS": a path, not a command. */
-	if (argc >= 3 && argv[1][0] != '-' && strchr(argv[1], '/') != NULL)
-		return cmd_mount(argc, argv);
 	fprintf(stderr, "refdio: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -83,7 +83,9 @@ void rd_alloc_trans_done(struct rd_store *s, struct rd_trans *t, uint64_t seq);
 
 /* B-tree node space, for checkpoints (index lock held). prepare opens enough btree buckets
  * for nodes more node writes and queues their alloc keys in t, so that the checkpoint's
- * own writes need no further allocator updates. */
+ * own writes need no further allocator updates. nodes counts from now, including room
+ * earlier calls opened: after prepare(n), n calls of rd_alloc_btree_node succeed (calling
+ * it again with a larger total is how to grow the reservation, not with the difference). */
 int rd_alloc_btree_prepare(struct rd_store *s, uint64_t nodes, struct rd_trans *t);
 int rd_alloc_btree_node(struct rd_store *s, uint64_t *offset, uint32_t *gen);
 /* A node at offset stops being live when the checkpoint seq is durable. */

@@ -2,6 +2,7 @@
  * bkey_text.c - describing keys in words (see bkey_text.h).
  * Owns: the per-type value decoders used by tools; nothing here is on a hot path.
  */
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "bkey_text.h"
@@ -16,10 +17,19 @@ const char *rd_data_type_name(unsigned type)
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
 
+/* Unknown values: as a quoted string when every byte is printable, else in hex. */
 static void hex_to_text(const struct rd_bkey *k, char *buf, size_t len)
 {
 	size_t n = (size_t)snprintf(buf, len, "type %u, %u bytes:", k->type, k->val_len);
+	bool text = k->val_len > 0;
 
+	for (unsigned i = 0; i < k->val_len; i++)
+		text = text && k->val[i] >= 0x20 && k->val[i] < 0x7f && k->val[i] != '"';
+	if (text) {
+		snprintf(buf + n, len - n, " \"%.*s\"%s", k->val_len > 64 ? 64 : k->val_len,
+			 (const char *)k->val, k->val_len > 64 ? "..." : "");
+		return;
+	}
 	for (unsigned i = 0; i < k->val_len && i < 32 && n + 4 < len; i++)
 		n += (size_t)snprintf(buf + n, len - n, " %02x", k->val[i]);
 	if (k->val_len > 32 && n + 4 < len)

@@ -59,30 +59,29 @@ static void progress(struct fsck_ctx *c)
 
 static int check_sb(struct fsck_ctx *c, const struct rd_sb_report *r)
 {
-	bool bad = false;
+	char msgs[3][160];
+	unsigned n = 0;
+	bool fixed = false;
 	int ret;
 
-	if (r->primary) {
-		bad = true;
-		problem(c, false, "primary superblock: %s", rd_strerror(r->primary));
+	if (r->primary)
+		snprintf(msgs[n++], sizeof(msgs[0]), "primary superblock: %s",
+			 rd_strerror(r->primary));
+	if (r->backup)
+		snprintf(msgs[n++], sizeof(msgs[0]), "backup superblock: %s",
+			 rd_strerror(r->backup));
+	if (!r->primary && !r->backup && r->primary_seq != r->backup_seq)
+		snprintf(msgs[n++], sizeof(msgs[0]), "superblock copies differ: primary seq %"
+			 PRIu64 ", backup seq %" PRIu64, r->primary_seq, r->backup_seq);
+	if (n && c->o->repair && !c->s->read_only) {
+		/* Both copies are rewritten from the one in force. */
+		ret = rd_sb_write(c->s->io, &c->s->sb);
+		if (ret)
+			return ret;
+		fixed = true;
 	}
-	if (r->backup) {
-		bad = true;
-		problem(c, false, "backup superblock: %s", rd_strerror(r->backup));
-	}
-	if (!r->primary && !r->backup && r->primary_seq != r->backup_seq) {
-		bad = true;
-		problem(c, false, "superblock copies differ: primary seq %" PRIu64
-			", backup seq %" PRIu64, r->primary_seq, r->backup_seq);
-	}
-	if (!bad || !c->o->repair || c->s->read_only)
-		return 0;
-	/* Both copies are rewritten from the one in force. */
-	ret = rd_sb_write(c->s->io, &c->s->sb);
-	if (ret)
-		return ret;
-	problem(c, true, "superblock copies rewritten (seq %" PRIu64 ")",
-		rd_le64_get(c->s->sb.seq));
+	for (unsigned i = 0; i < n; i++)
+		problem(c, fixed, "%s%s", msgs[i], fixed ? "; both copies rewritten" : "");
 	return 0;
 }
 

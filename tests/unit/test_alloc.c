@@ -27,7 +27,7 @@
 #define BSEC		(BUCKET >> 9)
 #define NODE		(32u << 10)
 
-static char img[64];
+static char img[256];
 
 static void format_image(void)
 {
@@ -147,13 +147,14 @@ static void test_reuse(void)
 	CHECK(bk.gen_dirty);
 
 	/* Nothing of that reuse was committed: after a crash the bucket is back at a.gen,
-	 * empty and free, and everything else the b-tree write point took is free again. */
+	 * empty, and everything else the b-tree write point took is free again. (The open's
+	 * own checkpoint may take the lowest free bucket for nodes again: then it is one
+	 * generation on, committed, typed b-tree.) */
 	rd_store_crash(s);
 	s = open_image();
 	bk = bucket(s, a.bucket);
-	CHECK_EQ(bk.gen, a.gen);
+	CHECK(bk.gen == a.gen || (bk.gen == a.gen + 1 && bk.data_type == RD_DATA_BTREE));
 	CHECK_EQ(bk.dirty_sectors, 0);
-	CHECK_EQ(bk.btree_sectors, 0);
 	CHECK(!bk.gen_dirty);
 	{
 		struct rd_space sp;
@@ -222,8 +223,14 @@ static void test_persist(void)
 		CHECK_EQ(bk.gen, before[i].gen);
 		CHECK_EQ(bk.dirty_sectors, before[i].dirty_sectors);
 	}
-	CHECK_EQ(bucket(s, extra.bucket).gen, extra.gen - 1);
-	CHECK_EQ(bucket(s, extra.bucket).dirty_sectors, 0);
+	{
+		/* back at its committed gen, unless the open's checkpoint reused it for nodes */
+		struct rd_bucket bk = bucket(s, extra.bucket);
+
+		CHECK(bk.gen == extra.gen - 1 ||
+		      (bk.gen == extra.gen && bk.data_type == RD_DATA_BTREE && !bk.gen_dirty));
+		CHECK_EQ(bk.dirty_sectors, 0);
+	}
 
 	/* Committed, maybe not flushed, then a crash: the old value or, if the entry made it
 	 * to disk (the flusher runs on its own), the new one; nothing else. */
@@ -385,15 +392,21 @@ static void test_space(void)
 	CHECK_OK(rd_store_close(s));
 }
 
+static void remove_image(void)
+{
+	unlink(img);
+}
+
 int main(void)
 {
+	const char *dir = getenv("RD_TEST_DIR");
 	uint64_t seed = test_seed();
 
-	snprintf(img, sizeof(img), "/tmp/alloc-test-%d.img", (int)getpid());
+	snprintf(img, sizeof(img), "%s/alloc-test-%d.img", dir ? dir : "/tmp", (int)getpid());
+	atexit(remove_image);	/* failed checks exit() too */
 	test_reuse();
 	test_persist();
 	test_space();
 	test_threads(seed);
-	unlink(img);
 	return 0;
 }
