@@ -191,7 +191,7 @@ static void check_b(void)
 #define C_BLOCKS	256		/* a 1 MiB file of 4 KiB blocks */
 #define C_SECONDS	3.0
 
-static atomic_uint_fast64_t c_stamp;
+static atomic_uint_fast64_t c_stamp, c_enospc;
 
 static void block_c(uint8_t *p, unsigned blk, uint64_t stamp)
 {
@@ -224,9 +224,16 @@ static void *writer_c(void *arg)
 		unsigned n = 1 + (unsigned)(test_rand(&rs) % 64);
 		unsigned b0 = (unsigned)(test_rand(&rs) % (C_BLOCKS - n + 1));
 
+		ssize_t w;
+
 		for (unsigned k = 0; k < n; k++)
 			block_c(buf + k * 4096, b0 + k, atomic_fetch_add(&c_stamp, 1));
-		CHECK_EQ(rd_fs_write(fs, ino, buf, n * 4096, (uint64_t)b0 * 4096, 0), n * 4096);
+		/* Without copying GC the small device can fill up with partly live buckets:
+		 * a short write or ENOSPC is legal (whole blocks, a prefix). */
+		w = rd_fs_write(fs, ino, buf, n * 4096, (uint64_t)b0 * 4096, 0);
+		CHECK(w == (ssize_t)n * 4096 || w == -ENOSPC || (w > 0 && w % 4096 == 0));
+		if (w != (ssize_t)n * 4096)
+			atomic_fetch_add(&c_enospc, 1);
 	}
 	return NULL;
 }
@@ -254,7 +261,7 @@ static void *reader_c(void *arg)
 
 static void phase_c(void)
 {
-	struct du_geo g = { .size = 24 << 20, .node_size = 64 << 10 };
+	struct du_geo g = { .size = 32 << 20, .node_size = 64 << 10 };
 	static uint8_t buf[C_BLOCKS * 4096];
 	pthread_t th[4];
 	struct rd_fs_stats st;
@@ -274,8 +281,9 @@ static void phase_c(void)
 	inos[0] = ino;
 	du_check_accounting(fs, inos, 1);
 	rd_fs_stats(fs, &st);
-	printf("phase C: %llu block writes, %llu reads looked up again after a bucket reuse\n",
-	       (unsigned long long)atomic_load(&c_stamp), (unsigned long long)st.stale_retries);
+	printf("phase C: %llu block writes (%llu short or ENOSPC), %llu reads looked up again "
+	       "after a bucket reuse\n", (unsigned long long)atomic_load(&c_stamp),
+	       (unsigned long long)atomic_load(&c_enospc), (unsigned long long)st.stale_retries);
 	CHECK_EQ(st.csum_errors, 0);
 	CHECK_OK(rd_fs_close(fs));
 	unlink(path);
