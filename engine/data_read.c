@@ -41,6 +41,7 @@ struct read_region {
 	uint8_t csum_type;
 	uint64_t csum;
 	void *buf;
+	bool direct;		/* buf is the caller's memory: the bytes land in place */
 	long res;
 	struct rd_io_req req;
 	struct read_batch *b;
@@ -77,7 +78,8 @@ static bool same_region(const struct read_region *r, const struct rd_extent *e)
 static void batch_free(struct read_batch *b)
 {
 	for (size_t i = 0; i < b->nr; i++)
-		free(b->r[i].buf);
+		if (!b->r[i].direct)
+			free(b->r[i].buf);
 	free(b->r);
 	free(b->map);
 	b->r = NULL;
@@ -89,9 +91,15 @@ static void batch_free(struct read_batch *b)
  * Plans the regions of extents ext[0..*nr) (shrinking *nr to stay within the byte budget,
  * at least one extent) and reads them all. 0 once every read ended (results in r[].res),
  * or -ENOMEM before any I/O.
+ *
+ * A region that is exactly one untrimmed extent lying wholly inside the caller's range
+ * [lo, hi), at a 4096-aligned place of the caller's buffer (file byte x goes to
+ * ubuf + x - uoff), is read straight into that buffer: no bounce, no copy. It is still
+ * verified before the read reports success; on failure the buffer's contents are
+ * undefined (the read fails).
  */
 static int batch_read(struct rd_fs *fs, struct read_batch *b, const struct rd_extent *ext,
-		      size_t *nr)
+		      size_t *nr, char *ubuf, uint64_t uoff, uint64_t lo, uint64_t hi)
 {
 	size_t n = *nr, i, budget = 0;
 
@@ -110,17 +118,25 @@ static int batch_read(struct rd_fs *fs, struct read_batch *b, const struct rd_ex
 			;
 		if (j == b->nr) {
 			size_t bytes = (size_t)e->region_sectors << RD_SECTOR_SHIFT;
+			uint64_t s = rd_extent_start(e) << RD_SECTOR_SHIFT;
+			char *dst = ubuf + (s - uoff);
+			bool direct = !e->region_offset && e->size == e->region_sectors &&
+				      s >= lo && s + bytes <= hi && !((uintptr_t)dst % 4096);
 
-			if (i && budget + bytes > RD_DATA_READ_BUDGET)
+			if (!direct && i && budget + bytes > RD_DATA_READ_BUDGET)
 				break;	/* the rest waits for the next batch */
-			budget += bytes;
 			b->r[j] = (struct read_region){
 				.dev_offset = e->dev_offset, .gen = e->gen,
 				.sectors = e->region_sectors, .csum_type = e->csum_type,
-				.csum = e->csum, .b = b,
+				.csum = e->csum, .b = b, .direct = direct,
 			};
-			if (posix_memalign(&b->r[j].buf, 4096, bytes))
-				return -ENOMEM;
+			if (direct) {
+				b->r[j].buf = dst;
+			} else {
+				budget += bytes;
+				if (posix_memalign(&b->r[j].buf, 4096, bytes))
+					return -ENOMEM;
+			}
 			b->nr++;
 		}
 		b->map[i] = (int)j;
@@ -198,7 +214,7 @@ int rd_data_read_raw(struct rd_fs *fs, struct rd_inode *ip, void *buf, size_t le
 		if (ret)
 			break;
 		n = l.nr;
-		ret = batch_read(fs, &b, l.e, &n);
+		ret = batch_read(fs, &b, l.e, &n, buf, off, pos, end);
 		if (!ret)
 			ret = batch_check(fs, &b);
 		if (ret == 1) {
@@ -231,7 +247,7 @@ int rd_data_read_raw(struct rd_fs *fs, struct rd_inode *ip, void *buf, size_t le
 				memset((char *)buf + (cur - off), 0, from - cur);
 			if (b.map[i] < 0) {
 				memset((char *)buf + (from - off), 0, to - from);
-			} else {
+			} else if (!b.r[b.map[i]].direct) {
 				const char *src = b.r[b.map[i]].buf;
 
 				src += ((uint64_t)e->region_offset << RD_SECTOR_SHIFT) + (from - s);
