@@ -62,8 +62,8 @@ static bool bpos_eq(struct rd_bpos a, struct rd_bpos b)
 }
 
 /* The leaf whose range holds pos, reading nodes on the way as needed. */
-static int leaf_for(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos,
-		    struct rd_bnode **out)
+static int leaf_for_ra(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos,
+		       bool readahead, struct rd_bnode **out)
 {
 	struct rd_bnode *n;
 	int ret = rd_btree_root_node(s, id, &n);
@@ -74,10 +74,18 @@ static int leaf_for(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos,
 		/* The last key is the node's max_key >= pos, so idx < nr. */
 		if (idx >= n->nr)
 			idx = n->nr - 1;
+		if (readahead && n->level == 1 && !n->children[idx])
+			rd_btree_readahead(s, n, idx);
 		ret = rd_btree_child(s, n, idx, &n);
 	}
 	*out = ret ? NULL : n;
 	return ret;
+}
+
+static int leaf_for(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos,
+		    struct rd_bnode **out)
+{
+	return leaf_for_ra(s, id, pos, false, out);
 }
 
 int rd_btree_prefetch_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos)
@@ -141,8 +149,14 @@ static int new_root(struct rd_store *s, struct rd_bnode *n)
 	return 0;
 }
 
-/* Splits n, and its ancestors as needed, until every node fits in btree_node_size. */
-static int split(struct rd_store *s, struct rd_bnode *n)
+/*
+ * Splits n, and its ancestors as needed, until every node fits in btree_node_size.
+ * Normally at the byte midpoint. tail: n overflowed by a key appended after all its others
+ * (and, going up, by the split of the last child): then only that last key moves out, so
+ * that sequential inserts leave full nodes behind instead of half-empty ones. The left part
+ * is then what fitted before the append.
+ */
+static int split(struct rd_store *s, struct rd_bnode *n, bool tail)
 {
 	uint32_t node_size = s->geo.btree_node_size;
 	int ret = 0;
@@ -157,11 +171,15 @@ static int split(struct rd_store *s, struct rd_bnode *n)
 		if (!n->parent && (ret = new_root(s, n)))
 			return ret;
 		p = n->parent;
-		/* The byte midpoint, keeping at least one key on each side. */
-		while (at < n->nr && acc < half)
-			acc += (uint32_t)rd_bkey_packed(n->keys[at++]->val_len);
-		if (at >= n->nr)
+		if (tail) {
 			at = n->nr - 1;
+		} else {
+			/* The byte midpoint, keeping at least one key on each side. */
+			while (at < n->nr && acc < half)
+				acc += (uint32_t)rd_bkey_packed(n->keys[at++]->val_len);
+			if (at >= n->nr)
+				at = n->nr - 1;
+		}
 		if (!at)
 			at = 1;
 
@@ -194,6 +212,8 @@ static int split(struct rd_store *s, struct rd_bnode *n)
 		memcpy(p->keys[idx + 1]->val, &zero, sizeof(zero));
 		rd_btree_node_dirty(s, right);
 		rd_btree_node_dirty(s, n);
+		/* p overflows at its end only if right is its last child. */
+		tail = tail && idx + 2 == p->nr;
 		n = p;
 	}
 	return ret;
@@ -232,62 +252,127 @@ static void collapse_root(struct rd_store *s, struct rd_bnode *r)
 	}
 }
 
-/* Merges n into a sibling (or the sibling into n) when both are small; walks up while the
- * parent became small. Best effort: a sibling that cannot be read just stops it. */
+static bool is_small(const struct rd_bnode *n, uint32_t cap)
+{
+	return !n->nr || n->bytes - (uint32_t)sizeof(struct rd_btree_node) <= cap / 3;
+}
+
+/*
+ * n (one key or none) cannot merge with its full sibling: take the sibling's adjacent key
+ * (and child) instead, moving the boundary between the two in the parent. Gives an only
+ * child a sibling to merge with. 0 or -ENOMEM (nothing changed).
+ */
+static int borrow(struct rd_store *s, struct rd_bnode *n, uint32_t idx, struct rd_bnode *sib,
+		  uint32_t sidx)
+{
+	struct rd_bnode *p = n->parent;
+	uint32_t from = sidx > idx ? 0 : sib->nr - 1;
+	struct rd_bkey *k = sib->keys[from];
+	struct rd_bnode *c = sib->level ? sib->children[from] : NULL;
+	int ret;
+
+	ret = rd_bnode_insert_at(n, sidx > idx ? n->nr : 0, k, c);
+	if (ret)
+		return ret;
+	(void)rd_bnode_remove_at(sib, from);	/* k lives on in n */
+	if (c)
+		c->parent = n;
+	if (sidx > idx) {
+		/* n's range now ends at k; the sibling starts after it */
+		n->max_key = k->pos;
+		p->keys[idx]->pos = k->pos;
+		sib->min_key = rd_bpos_successor(k->pos);
+	} else {
+		sib->max_key = sib->keys[sib->nr - 1]->pos;
+		p->keys[sidx]->pos = sib->max_key;
+		n->min_key = rd_bpos_successor(sib->max_key);
+	}
+	rd_btree_node_dirty(s, n);
+	rd_btree_node_dirty(s, sib);
+	return 0;
+}
+
+/*
+ * Merges n (which has a sibling) with its next sibling, or its previous one if it is the
+ * last child, when both fit in two thirds of a node (or one of them is empty and they fit
+ * at all); a node of at most one key next to a full one borrows a key instead. Returns
+ * the parent, or NULL if nothing changed (including a sibling that could not be read:
+ * merging is best effort).
+ */
+static struct rd_bnode *merge_pair(struct rd_store *s, struct rd_bnode *n)
+{
+	uint32_t cap = s->geo.btree_node_size - (uint32_t)sizeof(struct rd_btree_node);
+	struct rd_bnode *p = n->parent, *sib, *l, *r;
+	uint32_t idx = rd_btree_parent_idx(n), sidx, li, combined;
+	struct rd_btree_ptr lptr;
+
+	sidx = idx + 1 < p->nr ? idx + 1 : idx - 1;
+	if (rd_btree_child(s, p, sidx, &sib))
+		return NULL;
+	combined = n->bytes + sib->bytes - 2 * (uint32_t)sizeof(struct rd_btree_node);
+	if (combined > cap && n->nr <= 1 && sib->nr >= 2)
+		return borrow(s, n, idx, sib, sidx) ? NULL : p;
+	if ((n->nr > 1 && sib->nr > 1 && combined > 2 * cap / 3) || combined > cap)
+		return NULL;
+
+	li = idx < sidx ? idx : sidx;
+	l = p->children[li];
+	r = p->children[li + 1];
+	if (move_keys(l, r, 0))
+		return NULL;
+	l->max_key = r->max_key;
+	/* The parent's key for r (r's max) now leads to l; l's own key goes. l keeps its
+	 * on-disk version until the checkpoint rewrites it; r's is freed then. */
+	lptr = rd_bptr_to_disk(l->ptr);
+	memcpy(p->keys[li + 1]->val, &lptr, sizeof(lptr));
+	p->children[li + 1] = l;
+	free(rd_bnode_remove_at(p, li));	/* drops the count for l at li */
+	r->parent = NULL;
+	if (rd_btree_node_drop(s, r)) {
+		/* Could not queue r's disk space for freeing: leak it (fsck reclaims). */
+		r->ptr.offset = 0;
+		rd_btree_node_drop(s, r);
+	}
+	rd_btree_node_dirty(s, l);
+	rd_btree_node_dirty(s, p);
+	return p;
+}
+
+/*
+ * After n shrank: merges it with a sibling while it is small, then walks up (the parent
+ * lost a key). An only child first makes its tiny parent merge, then is retried, so no
+ * empty node is left behind where the merges went up a level. A root left with a single
+ * child hands over to it.
+ */
 static void maybe_merge(struct rd_store *s, struct rd_bnode *n)
 {
 	uint32_t cap = s->geo.btree_node_size - (uint32_t)sizeof(struct rd_btree_node);
 
-	while (n) {
-		struct rd_bnode *p = n->parent, *sib, *l, *r;
-		uint32_t idx, sidx, li, payload, combined;
-		struct rd_btree_ptr lptr;
+	for (unsigned guard = 0; n && guard < 8 * RD_BTREE_MAX_DEPTH; guard++) {
+		struct rd_bnode *p = n->parent, *a;
 
 		if (!p) {
 			collapse_root(s, n);
 			return;
 		}
-		payload = n->bytes - (uint32_t)sizeof(struct rd_btree_node);
-		if (n->nr && payload > cap / 3)
+		if (!is_small(n, cap))
 			return;
-		idx = rd_btree_parent_idx(n);
-		if (idx + 1 < p->nr)
-			sidx = idx + 1;
-		else if (idx)
-			sidx = idx - 1;
-		else {
-			n = p;	/* an only child: the parent is tiny, try at its level */
+		if (p->nr == 1) {
+			/* The lowest ancestor of a chain of only children that has a sibling
+			 * (every node of the chain holds one key: tiny) merges with it or
+			 * borrows from it; then n is retried, one level of the chain nearer to
+			 * having siblings. A chain up to the root collapses instead. */
+			for (a = p; a->parent && a->parent->nr == 1; a = a->parent)
+				;
+			if (!a->parent) {
+				collapse_root(s, a);
+				return;
+			}
+			if (!merge_pair(s, a))
+				return;
 			continue;
 		}
-		if (rd_btree_child(s, p, sidx, &sib))
-			return;
-		combined = payload + sib->bytes - (uint32_t)sizeof(struct rd_btree_node);
-		if (n->nr && sib->nr && combined > 2 * cap / 3)
-			return;
-		if (combined > cap)
-			return;
-
-		li = idx < sidx ? idx : sidx;
-		l = p->children[li];
-		r = p->children[li + 1];
-		if (move_keys(l, r, 0))
-			return;
-		l->max_key = r->max_key;
-		/* The parent's key for r (r's max) now leads to l; l's own key goes. l keeps its
-		 * on-disk version until the checkpoint rewrites it; r's is freed then. */
-		lptr = rd_bptr_to_disk(l->ptr);
-		memcpy(p->keys[li + 1]->val, &lptr, sizeof(lptr));
-		p->children[li + 1] = l;
-		free(rd_bnode_remove_at(p, li));	/* drops the count for l at li */
-		r->parent = NULL;
-		if (rd_btree_node_drop(s, r)) {
-			/* Could not queue r's disk space for freeing: leak it (fsck reclaims). */
-			r->ptr.offset = 0;
-			rd_btree_node_drop(s, r);
-		}
-		rd_btree_node_dirty(s, l);
-		rd_btree_node_dirty(s, p);
-		n = p;
+		n = merge_pair(s, n);
 	}
 }
 
@@ -296,7 +381,7 @@ static void maybe_merge(struct rd_store *s, struct rd_bnode *n)
 int rd_btree_insert_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bkey *k)
 {
 	struct rd_bnode *leaf;
-	bool shrank = false;
+	bool shrank = false, appended;
 	uint32_t idx;
 	int ret;
 
@@ -306,6 +391,7 @@ int rd_btree_insert_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bk
 		return ret;
 	}
 	idx = rd_bnode_lower_bound(leaf, k->pos);
+	appended = idx == leaf->nr;
 	if (idx < leaf->nr && bpos_eq(leaf->keys[idx]->pos, k->pos)) {
 		struct rd_bkey *old = rd_bnode_replace_at(leaf, idx, k);
 
@@ -321,7 +407,7 @@ int rd_btree_insert_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bk
 	rd_btree_node_dirty(s, leaf);
 	__atomic_add_fetch(&s->btree->version[id], 1, __ATOMIC_RELEASE);
 	if (leaf->bytes > s->geo.btree_node_size)
-		ret = split(s, leaf);
+		ret = split(s, leaf, appended);
 	else if (shrank && !s->btree->replaying)
 		maybe_merge(s, leaf);
 	return ret;
@@ -383,7 +469,8 @@ int rd_btree_lookup(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos,
 }
 
 int rd_btree_peek_batch_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos,
-			       struct rd_bpos to, unsigned max, void **buf, size_t *len)
+			       struct rd_bpos to, unsigned max, bool readahead, void **buf,
+			       size_t *len)
 {
 	*buf = NULL;
 	*len = 0;
@@ -396,7 +483,7 @@ int rd_btree_peek_batch_locked(struct rd_store *s, enum rd_btree_id id, struct r
 
 		if (rd_bpos_cmp(pos, to) > 0)
 			return -ENOENT;
-		ret = leaf_for(s, id, pos, &leaf);
+		ret = leaf_for_ra(s, id, pos, readahead, &leaf);
 		if (ret)
 			return ret;
 		idx = rd_bnode_lower_bound(leaf, pos);
@@ -436,7 +523,7 @@ int rd_btree_peek(struct rd_store *s, enum rd_btree_id id, struct rd_bpos from,
 	pthread_mutex_lock(&s->index_lock);
 	ret = check_id(s, id);
 	if (!ret)
-		ret = rd_btree_peek_batch_locked(s, id, from, to, 1, &buf, &len);
+		ret = rd_btree_peek_batch_locked(s, id, from, to, 1, false, &buf, &len);
 	rd_btree_cache_shrink(s);
 	pthread_mutex_unlock(&s->index_lock);
 	if (!ret)

@@ -18,6 +18,7 @@
  * operations, via rd_btree_cache_shrink), or evict a dirty node or one with loaded children.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,106 @@ int rd_btree_child(struct rd_store *s, struct rd_bnode *p, uint32_t idx, struct 
 	lru_add(b, n);	/* freshly read: clean */
 	*out = n;
 	return 0;
+}
+
+/* ---- readahead ---------------------------------------------------------------------- */
+
+struct ra_read {
+	struct rd_io_req	req;
+	struct ra		*ra;
+	uint32_t		idx;
+	void			*buf;
+	long			res;
+};
+
+struct ra {
+	pthread_mutex_t		lock;
+	pthread_cond_t		cond;
+	unsigned		pending;
+};
+
+static void ra_done(struct rd_io_req *req, long res)
+{
+	struct ra_read *r = req->priv;
+	struct ra *ra = r->ra;
+
+	pthread_mutex_lock(&ra->lock);
+	r->res = res;
+	if (!--ra->pending)
+		pthread_cond_signal(&ra->cond);
+	pthread_mutex_unlock(&ra->lock);
+}
+
+void rd_btree_readahead(struct rd_store *s, struct rd_bnode *p, uint32_t idx)
+{
+	const struct rd_geometry *g = &s->geo;
+	struct rd_btree_state *b = s->btree;
+	unsigned want = (1u << 20) / g->btree_node_size, n = 0;
+	struct ra_read r[RD_BTREE_READAHEAD];
+	struct ra ra = { .pending = 0 };
+
+	if (want > RD_BTREE_READAHEAD)
+		want = RD_BTREE_READAHEAD;
+	if (want < 2 || !p->level)
+		return;
+	/* Only into free room: readahead must not push out what is in use. */
+	if ((b->nodes_cached + want) * g->btree_node_size > b->cache_limit)
+		return;
+	pthread_mutex_init(&ra.lock, NULL);
+	pthread_cond_init(&ra.cond, NULL);
+	for (uint32_t i = idx; i < p->nr && i < idx + want; i++) {
+		struct rd_bptr ptr = rd_bptr_from_disk(p->keys[i]->val);
+		struct ra_read *x = &r[n];
+
+		if (p->children[i] || !ptr.offset || ptr.offset % g->block_size ||
+		    ptr.offset + g->btree_node_size > g->last_bucket * g->bucket_size)
+			continue;	/* loaded, or left to the checked synchronous read */
+		x->buf = rd_buf_alloc_uninit(g->btree_node_size);
+		if (!x->buf)
+			break;
+		x->ra = &ra;
+		x->idx = i;
+		x->req = (struct rd_io_req){ .op = RD_IO_READ, .fd = -1, .buf = x->buf,
+					     .off = ptr.offset, .len = g->btree_node_size,
+					     .end_io = ra_done, .priv = x };
+		n++;
+	}
+	ra.pending = n;
+	for (unsigned i = 0; i < n; i++)
+		rd_io_submit(s->io, &r[i].req);
+	pthread_mutex_lock(&ra.lock);
+	while (ra.pending)
+		pthread_cond_wait(&ra.cond, &ra.lock);
+	pthread_mutex_unlock(&ra.lock);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct ra_read *x = &r[i];
+		struct rd_bptr ptr = rd_bptr_from_disk(p->keys[x->idx]->val);
+		struct rd_bnode_expect e = {
+			.id = p->id, .level = (uint8_t)(p->level - 1), .seq = ptr.seq,
+			.min_key = x->idx ? rd_bpos_successor(p->keys[x->idx - 1]->pos) : p->min_key,
+			.max_key = p->keys[x->idx]->pos,
+		};
+		struct rd_bnode *c;
+
+		/* Anything wrong (short read, stale, invalid) is left for the synchronous read
+		 * to find and report when the node is really needed. */
+		if (x->res == (long)g->btree_node_size &&
+		    !(b->alloc_ready && !b->replaying && rd_alloc_ptr_stale(s, ptr.offset, ptr.gen)) &&
+		    !rd_bnode_decode(x->buf, g->btree_node_size, g, &e, &c)) {
+			c->ptr = ptr;
+			c->cached = true;
+			c->parent = p;
+			p->children[x->idx] = c;
+			p->nr_loaded++;
+			b->nodes_cached++;
+			b->node_reads++;
+			lru_add(b, c);
+		}
+		free(x->buf);
+	}
+	pthread_mutex_destroy(&ra.lock);
+	pthread_cond_destroy(&ra.cond);
 }
 
 /* ---- shape changes ------------------------------------------------------------------- */

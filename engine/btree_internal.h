@@ -173,6 +173,10 @@ void rd_btree_get_root(struct rd_store *s, enum rd_btree_id id, struct rd_btree_
 int rd_btree_root_node(struct rd_store *s, enum rd_btree_id id, struct rd_bnode **out);
 /* Child idx of interior node p, read and linked if needed. */
 int rd_btree_child(struct rd_store *s, struct rd_bnode *p, uint32_t idx, struct rd_bnode **out);
+/* Reads the children [idx, idx + RD_BTREE_READAHEAD) of p that are not in memory, in
+ * parallel, and links those that validate; best effort (sequential iteration). */
+#define RD_BTREE_READAHEAD	16
+void rd_btree_readahead(struct rd_store *s, struct rd_bnode *p, uint32_t idx);
 /* Reads and validates the node ptr points to without linking or caching it. */
 int rd_btree_node_read(struct rd_store *s, struct rd_bptr ptr, const struct rd_bnode_expect *e,
 		       struct rd_bnode **out);
@@ -203,9 +207,11 @@ int rd_btree_delete_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bp
 /* Loads the path to the leaf that holds pos (so that an update cannot fail on a read). */
 int rd_btree_prefetch_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos);
 /* Up to max keys from pos on (<= to), from the one leaf holding the first of them, copied
- * into a packed buffer of rd_bkey records (each rd_bkey_bytes long). -ENOENT if none. */
+ * into a packed buffer of rd_bkey records (each rd_bkey_bytes long). -ENOENT if none.
+ * readahead: the caller goes on in order (an iterator): read the next leaves too. */
 int rd_btree_peek_batch_locked(struct rd_store *s, enum rd_btree_id id, struct rd_bpos pos,
-			       struct rd_bpos to, unsigned max, void **buf, size_t *len);
+			       struct rd_bpos to, unsigned max, bool readahead, void **buf,
+			       size_t *len);
 
 /* ---- btree_checkpoint.c ------------------------------------------------------------ */
 

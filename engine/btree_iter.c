@@ -41,7 +41,7 @@ static int refill(struct rd_btree_iter *it)
 	ret = s->btree->err;
 	if (!ret) {
 		it->version = s->btree->version[it->id];
-		ret = rd_btree_peek_batch_locked(s, it->id, it->pos, it->to, ITER_BATCH,
+		ret = rd_btree_peek_batch_locked(s, it->id, it->pos, it->to, ITER_BATCH, true,
 						 &it->batch, &it->batch_len);
 	}
 	rd_btree_cache_shrink(s);

@@ -77,7 +77,11 @@ struct rd_journal {
 	uint64_t		durable_seq;
 	uint64_t		flush_seq;	/* highest seq someone waits for */
 	uint64_t		last_ckpt_seq;	/* durable checkpoint entry: every last_seq */
+	bool			need_checkpoint; /* resumed: no checkpoint entry since */
 	uint64_t		head, tail, used;
+	uint64_t		data_writes_flushed;	/* s->data_writes at the last preflush
+							 * (flusher thread only) */
+	uint64_t		preflushes;
 	int			err;
 	struct flush_cb		*cbs;
 
@@ -226,6 +230,11 @@ static void set_position(struct rd_journal *j, uint64_t last_seq, uint64_t head,
 	j->tail = tail;
 	j->used = head >= tail ? head - tail : j->ring_size - tail + head;
 	j->last_ckpt_seq = last_ckpt;
+	/* Seq last_seq + 1 is skipped (and a replay may have stopped at a gap): entries
+	 * written now would sit behind a hole that the next replay stops at, unless a
+	 * checkpoint entry comes first. The checkpoint's own reservation entry may precede
+	 * it: if the checkpoint entry does not make it, that entry is lost with nothing else. */
+	j->need_checkpoint = true;
 }
 
 void rd_journal_resume(struct rd_store *s, uint64_t seq, uint64_t head)
@@ -305,7 +314,7 @@ static void write_queued_locked(struct rd_journal *j)
 {
 	struct jbuf *batch[RD_JOURNAL_BUFS];
 	uint64_t written = 0, wbytes = 0;
-	bool flushed = false;
+	bool flushed = false, preflushed = false;
 	unsigned n = 0;
 	int ret = 0;
 
@@ -314,6 +323,20 @@ static void write_queued_locked(struct rd_journal *j)
 		batch[n++] = b;
 	}
 	pthread_mutex_unlock(&j->lock);
+	/* Preflush: user data written before these entries' extent keys were committed must
+	 * be stable before the keys can be (see rd_store.data_writes). Read before the
+	 * flush: writes completing later are not referenced by this batch. */
+	{
+		uint64_t dw = __atomic_load_n((uint64_t *)&j->s->data_writes, __ATOMIC_ACQUIRE);
+
+		if (dw != j->data_writes_flushed &&
+		    !__atomic_load_n(&j->crash, __ATOMIC_ACQUIRE)) {
+			ret = rd_io_flush(j->io);
+			if (!ret)
+				j->data_writes_flushed = dw;
+			preflushed = true;
+		}
+	}
 	for (unsigned i = 0; i < n && !ret; i++) {
 		struct jbuf *b = batch[i];
 
@@ -337,7 +360,8 @@ static void write_queued_locked(struct rd_journal *j)
 	pthread_mutex_lock(&j->lock);
 	j->entries_written += written;
 	j->bytes_written += wbytes;
-	j->flushes += flushed;
+	j->flushes += flushed + preflushed;
+	j->preflushes += preflushed;
 	for (unsigned i = 0; i < n; i++) {
 		struct jbuf *b = batch[i];
 
@@ -346,6 +370,7 @@ static void write_queued_locked(struct rd_journal *j)
 			if (b->flags & RD_JSET_CHECKPOINT) {
 				/* Everything before it is reclaimable now. */
 				j->last_ckpt_seq = b->seq;
+				j->need_checkpoint = false;
 				j->tail = b->pos;
 				j->used = j->head >= j->tail ? j->head - j->tail
 							     : j->ring_size - j->tail + j->head;
@@ -474,7 +499,8 @@ bool rd_journal_want_checkpoint(struct rd_journal *j, size_t more)
 	bool want;
 
 	pthread_mutex_lock(&j->lock);
-	want = j->used + (j->open ? j->open->bytes : 0) + more > j->ring_size / 2;
+	want = j->need_checkpoint ||
+	       j->used + (j->open ? j->open->bytes : 0) + more > j->ring_size / 2;
 	pthread_mutex_unlock(&j->lock);
 	return want;
 }
@@ -712,6 +738,7 @@ void rd_journal_stats(struct rd_journal *j, struct rd_journal_stats *st)
 	st->entries_written = j->entries_written;
 	st->bytes_written = j->bytes_written;
 	st->flushes = j->flushes;
+	st->preflushes = j->preflushes;
 	st->ring_size = j->ring_size;
 	st->ring_used = j->used;
 	pthread_mutex_unlock(&j->lock);

@@ -48,8 +48,11 @@ void rd_journal_free(struct rd_store *s);
 /*
  * Replay at open: scans the whole ring for valid entries, takes the newest (N) and its
  * checkpoint L = N.last_seq, and calls apply for L's ROOT records, then for every record of
- * entries L+1..N in order (stopping with a warning at a gap). Positions the ring behind N.
- * -RD_ERR_JOURNAL_CORRUPT (why says what) if no usable checkpoint is found.
+ * entries L+1..N in order (stopping with a warning at a gap). Positions the ring behind N,
+ * with seq N + 2 next. Until a checkpoint entry is durable, rd_journal_want_checkpoint says
+ * yes: the first commit checkpoints, so that no later replay has to cross the seq skipped
+ * here (or a gap met here). -RD_ERR_JOURNAL_CORRUPT (why says what) if no usable
+ * checkpoint is found.
  */
 typedef int (*rd_journal_apply_fn)(void *priv, uint64_t seq, const struct rd_jrec *rec,
 				   const void *payload, size_t payload_len);
@@ -70,7 +73,8 @@ void rd_journal_stop(struct rd_store *s, bool crash);
 
 /* Most record bytes one entry can take (a transaction larger than this gets -E2BIG). */
 size_t rd_journal_max_records(const struct rd_journal *j);
-/* Whether the live part of the ring, with more bytes added, passes half of it. */
+/* Whether the live part of the ring, with more bytes added, passes half of it, or no
+ * checkpoint was written since the ring was resumed: then the commit checkpoints first. */
 bool rd_journal_want_checkpoint(struct rd_journal *j, size_t more);
 /*
  * Appends bytes of records (nr_records of them, already padded to 8 each) to the open
@@ -109,6 +113,7 @@ struct rd_journal_stats {
 	uint64_t entries_written;
 	uint64_t bytes_written;
 	uint64_t flushes;		/* device flushes issued by the flusher */
+	uint64_t preflushes;		/* of those, before entries (user data was written) */
 	uint64_t ring_size, ring_used;	/* bytes */
 };
 void rd_journal_stats(struct rd_journal *j, struct rd_journal_stats *st);

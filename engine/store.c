@@ -4,8 +4,8 @@
  * Owns: the order in which the modules come up and go down:
  *   open:  superblock -> trees' roots (from the sb after a clean close, else from journal
  *          replay) -> journal flusher -> [clean: a checkpoint entry, then the sb without
- *          RD_SB_CLEAN] -> allocator -> [after replay: a checkpoint, so that the replayed
- *          state is in the trees and no later replay has to cross a torn region];
+ *          RD_SB_CLEAN] -> allocator. Nothing else is written at open: after a replay the
+ *          first commit checkpoints first (see rd_journal_replay);
  *   close: checkpoints until nothing is dirty -> journal stopped -> sb with RD_SB_CLEAN,
  *          the roots and the journal position;
  *   crash: the flusher stops after the write in progress, nothing else is written.
@@ -417,16 +417,6 @@ int rd_store_open(const char *path, const struct rd_open_opts *o, struct rd_stor
 	alloc_up = true;
 	s->btree->alloc_ready = true;
 
-	if (!s->read_only && !s->was_clean) {
-		pthread_mutex_lock(&s->index_lock);
-		ret = rd_btree_checkpoint_locked(s);
-		rd_btree_cache_shrink(s);
-		pthread_mutex_unlock(&s->index_lock);
-		if (ret) {
-			WHY("checkpoint after replay: %s", rd_strerror(ret));
-			goto err;
-		}
-	}
 	*out = s;
 	return 0;
 err:

@@ -42,7 +42,21 @@ struct rd_store {
 	struct rd_alloc		*alloc;
 	uint64_t		replayed_entries;	/* journal entries replayed at open */
 	uint64_t		replayed_records;
+
+	/*
+	 * User-data writes completed, counted by the data path (rd_store_data_written). The
+	 * journal flushes the device before writing an entry whenever this moved since its
+	 * last flush: data reaches stable storage before any extent key pointing at it can
+	 * (the user-space form of REQ_PREFLUSH on a journal write).
+	 */
+	_Atomic uint64_t	data_writes;
 };
+
+/* Called by the data path when a user-data write completed (see data_writes). */
+static inline void rd_store_data_written(struct rd_store *s)
+{
+	__atomic_fetch_add((uint64_t *)&s->data_writes, 1, __ATOMIC_RELEASE);
+}
 
 struct rd_format_opts {
 	uint64_t	size;			/* bytes; 0 = the existing file's size */

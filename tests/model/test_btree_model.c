@@ -25,7 +25,7 @@
 /* The alloc tree belongs to the allocator (its keys are checked by the allocator tests and
  * fsck); the model drives the other four, whose ids come first. */
 #define NT		RD_BTREE_ALLOC
-#define SLOTS		8192u		/* key positions per tree */
+#define SLOTS		4096u		/* key positions per tree: ~600 leaves of 4 KiB */
 #define MAX_UPD		8
 
 struct mval {
@@ -54,6 +54,7 @@ static uint32_t next_ver = 1;
 
 static const char *image;
 static bool no_direct;
+static bool small_cache;	/* this open runs with a 1 MiB cache */
 static struct rd_store *s;
 
 static struct {
@@ -124,7 +125,8 @@ static void open_store(void)
 	char why[256] = "";
 	int ret;
 
-	if (test_rand(&rng) % 3 == 0) {
+	small_cache = test_rand(&rng) % 4 == 0;
+	if (small_cache) {
 		o.cache_bytes = 1 << 20;	/* 256 nodes of 4 KiB: eviction all the time */
 		st.small_cache_opens++;
 	}
@@ -463,7 +465,7 @@ int main(void)
 	open_store();
 	max_val = rd_btree_max_val(s);
 	CHECK_EQ(max_val, 968);
-	next_event = 2000 + test_rand(&rng) % 3000;
+	next_event = 3000 + test_rand(&rng) % 6000;
 
 	while (st.ops < want_ops) {
 		uint64_t r = test_rand(&rng) % 100;
@@ -474,7 +476,6 @@ int main(void)
 		else if (r < 13)
 			check_lookup();
 		if (st.ops >= next_event) {
-			next_event = st.ops + 2000 + test_rand(&rng) % 3000;
 			account_stats();
 			if (test_rand(&rng) & 1) {
 				CHECK_OK(rd_store_close(s));
@@ -489,6 +490,9 @@ int main(void)
 				st.crashes++;
 			}
 			full_check();
+			/* A small cache reads a node for nearly every update: keep its runs short. */
+			next_event = st.ops + (small_cache ? 1000 + test_rand(&rng) % 2000
+							   : 3000 + test_rand(&rng) % 6000);
 		}
 	}
 	full_check();

@@ -6,6 +6,11 @@
  * in the image as a torn write would leave it, and reopens: A is there, B is not, and the
  * journal carries on with seqs above B's. A third transaction C then survives a second
  * crash, and the ring never holds two valid entries with one seq.
+ *
+ * Then a hole in the middle: E, F, G flushed one by one, F's entry destroyed. Replay stops
+ * at the hole (G is lost with it: nothing after a missing entry can be trusted to apply),
+ * and a transaction H committed after that reopen survives the next crash: the first
+ * commit after a replay checkpoints, so no replay ever has to cross the hole again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -234,6 +239,46 @@ int main(void)
 	CHECK_EQ(keys_state(s, 1, 4, 100), 1);
 	CHECK_EQ(keys_state(s, 3, 6, 500), 1);
 	CHECK_OK(rd_store_close(s));
+	/* A hole in the middle of the live journal. */
+	{
+		uint64_t seq_e, seq_f, seq_g, seq_h;
+
+		s = open_img();
+		seq_e = commit_keys(s, 5, 3, 300);
+		CHECK_OK(rd_store_flush(s, seq_e));
+		seq_f = commit_keys(s, 6, 3, 300);
+		CHECK_OK(rd_store_flush(s, seq_f));
+		seq_g = commit_keys(s, 7, 3, 300);
+		CHECK_OK(rd_store_flush(s, seq_g));
+		CHECK(seq_e < seq_f && seq_f < seq_g);
+		rd_store_crash(s);
+
+		fd = open(image, O_RDWR);
+		CHECK(fd >= 0);
+		f.seq = seq_f;
+		f.found = false;
+		scan(fd, &r, find_cb, &f);
+		CHECK(f.found);
+		CHECK_EQ(pwrite(fd, zero, r.block, (off_t)(r.off + f.pos)), r.block);
+		close(fd);
+
+		s = open_img();
+		CHECK_EQ(keys_state(s, 5, 3, 300), 1);
+		CHECK_EQ(keys_state(s, 6, 3, 300), 0);
+		CHECK_EQ(keys_state(s, 7, 3, 300), 0);
+		seq_h = commit_keys(s, 8, 5, 700);
+		CHECK(seq_h > seq_g);
+		CHECK_OK(rd_store_flush(s, seq_h));
+		rd_store_crash(s);
+
+		s = open_img();
+		CHECK_EQ(keys_state(s, 1, 4, 100), 1);
+		CHECK_EQ(keys_state(s, 5, 3, 300), 1);
+		CHECK_EQ(keys_state(s, 6, 3, 300), 0);
+		CHECK_EQ(keys_state(s, 7, 3, 300), 0);
+		CHECK_EQ(keys_state(s, 8, 5, 700), 1);
+		CHECK_OK(rd_store_close(s));
+	}
 	free(zero);
 	unlink(image);
 	printf("journal_torn: ok (A seq %" PRIu64 ", torn B seq %" PRIu64 ", C seq %" PRIu64

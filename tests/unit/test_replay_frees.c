@@ -6,10 +6,10 @@
  * needs every one of those nodes until the next checkpoint entry is durable, so replay
  * must not drop them (it does not merge) and the allocator must count them. The test
  * crashes in exactly that state and checks, on a read-only open (which replays without
- * checkpointing), that every node the trees reach on disk is counted in its bucket (fsck)
- * and nothing is pending; then a read-write open (which checkpoints after replay, and may
- * merge from then on) and a crash right after must leave every surviving key readable
- * and fsck clean.
+ * checkpointing), that every node the trees reach on disk is counted in its bucket (fsck);
+ * then a read-write open (whose first commit checkpoints after replay, and which may merge
+ * from then on) and a crash right after must leave every surviving key readable and fsck
+ * clean.
  */
 #include <errno.h>
 #include <inttypes.h>
