@@ -426,9 +426,9 @@ static ssize_t wr_commit(struct rd_fs *fs, struct rd_data_wr *wr, bool trunc,
 		ret = rd_extents_punch(t, fs->s, ip->ino, wr->reg[i]->sector, b_hi, l.e, l.nr,
 				       &removed);
 		if (!ret && trunc && last) {
-			l.nr = 0;
 			bool more;
 
+			l.nr = 0;
 			ret = rd_extents_collect(fs->s, ip->ino, punch_lo, UINT64_MAX, 0, &l, &more);
 			if (!ret)
 				ret = rd_extents_punch(t, fs->s, ip->ino, punch_lo, UINT64_MAX, l.e,

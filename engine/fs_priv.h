@@ -174,7 +174,8 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size);
  */
 struct rd_data_wr;
 typedef void (*rd_data_wr_done_fn)(void *priv, int err);
-#define RD_DATA_WR_NOWAIT	(1u << 8)	/* begin: -EAGAIN rather than wait for a range */
+#define RD_DATA_WR_NOWAIT	(1u << 8)	/* begin: -EAGAIN rather than wait for a range
+						 * (appends always wait) */
 
 int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t len,
 		     unsigned flags, struct rd_data_wr **out);
