@@ -144,6 +144,9 @@ int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out,
 	ret = rd_icache_init(fs);
 	if (ret)
 		goto err_free;
+	ret = rd_data_fs_init(fs);
+	if (ret)
+		goto err_icache;
 	ret = rd_store_open(path, &fs->opts.store, &fs->s, why, why_len);
 	if (ret)
 		goto err_icache;
@@ -167,6 +170,7 @@ int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out,
 err_store:
 	rd_store_close(fs->s);
 err_icache:
+	rd_data_fs_exit(fs);
 	rd_icache_exit(fs);
 err_free:
 	pthread_mutex_destroy(&fs->ino_lock);
@@ -200,6 +204,7 @@ static void fs_forget_all(struct rd_fs *fs)
 
 static void fs_free(struct rd_fs *fs)
 {
+	rd_data_fs_exit(fs);
 	rd_icache_exit(fs);
 	pthread_mutex_destroy(&fs->ino_lock);
 	pthread_mutex_destroy(&fs->rename_lock);
@@ -212,6 +217,7 @@ int rd_fs_close(struct rd_fs *fs)
 
 	if (!fs->s->read_only)
 		fs_forget_all(fs);
+	rd_data_fs_exit(fs);	/* workers are idle: callers drained their I/O */
 	ret = rd_store_close(fs->s);
 	fs_free(fs);
 	return rd_errno(ret);
@@ -219,6 +225,7 @@ int rd_fs_close(struct rd_fs *fs)
 
 void rd_fs_crash(struct rd_fs *fs)
 {
+	rd_data_fs_exit(fs);
 	rd_store_crash(fs->s);
 	fs_free(fs);
 }
@@ -259,6 +266,8 @@ void rd_fs_stats(struct rd_fs *fs, struct rd_fs_stats *st)
 	st->csum_errors = atomic_load(&fs->st.csum_errors);
 	st->extents_written = atomic_load(&fs->st.extents_written);
 	st->fsyncs = atomic_load(&fs->st.fsyncs);
+	st->stale_retries = atomic_load(&fs->st.stale_retries);
+	st->short_writes = atomic_load(&fs->st.short_writes);
 	pthread_mutex_lock(&fs->icache_lock);
 	st->inodes_cached = fs->icount;
 	pthread_mutex_unlock(&fs->icache_lock);

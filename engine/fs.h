@@ -187,6 +187,8 @@ struct rd_fs_stats {
 	uint64_t extents_written;
 	uint64_t fsyncs;
 	uint64_t inodes_cached;
+	uint64_t stale_retries;		/* reads looked up again: a bucket was reused under them */
+	uint64_t short_writes;		/* writes that stopped part-way (e.g. ENOSPC) */
 };
 void rd_fs_stats(struct rd_fs *fs, struct rd_fs_stats *st);
 

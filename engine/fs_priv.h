@@ -36,6 +36,7 @@ struct rd_inode_mem {
 };
 
 struct rd_data_inode;	/* the data path's per-inode state (range locks); data code only */
+struct rd_data_fs;	/* the data path's filesystem-wide state (async workers) */
 
 /*
  * An inode in memory. Lifetime: held by refs (callers in the middle of an operation, via
@@ -80,10 +81,19 @@ struct rd_fs {
 
 	pthread_mutex_t		rename_lock;	/* serialises cross-directory renames */
 
+	struct rd_data_fs	*data;		/* data_work.c */
+
+	/* Counters (relaxed atomics; see struct rd_fs_stats). The data path keeps: reads,
+	 * read_bytes (user reads, bytes returned), writes, write_bytes (user writes, bytes
+	 * committed), rmw_blocks (edge blocks read back), csum_errors (regions that failed
+	 * verification), extents_written (new data/unwritten extents committed), fsyncs,
+	 * stale_retries (reads looked up again: a bucket was reused under them),
+	 * short_writes (writes that stopped part-way and returned fewer bytes). */
 	struct {
 		atomic_uint_fast64_t reads, read_bytes, writes, write_bytes, rmw_blocks;
 		atomic_uint_fast64_t csum_errors, extents_written, fsyncs;
 		atomic_uint_fast64_t xattr_tree_reads;	/* b-tree reads made by xattr.c */
+		atomic_uint_fast64_t stale_retries, short_writes;
 	} st;
 };
 
@@ -132,12 +142,60 @@ void rd_icache_exit(struct rd_fs *fs);
 
 /* ---- the data path (extents.c, data_*.c) ------------------------------------------------ */
 
-/* Frees ip->data (cache eviction). */
+/* Filesystem-wide data state: set up at open (no threads yet: workers start on the first
+ * asynchronous call), torn down at close/crash once callers have drained their I/O. */
+int rd_data_fs_init(struct rd_fs *fs);
+void rd_data_fs_exit(struct rd_fs *fs);
+
+/* Frees ip->data (cache eviction: nobody holds a range lock of it any more). */
 void rd_data_inode_free(struct rd_data_inode *d);
 /* Removes all extents at or past byte new_size (rounded up to a block; the partial block
  * before it is zeroed past new_size), releasing their space, in as many transactions as
  * needed; the last one also updates i_size/sectors. Caller holds no inode lock. */
 int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size);
+
+/*
+ * The chunk-level write (data_write.c), in four steps; rd_fs_write and the direct-write
+ * engine (dio.c) are built on it. A wr covers [off, off + len) of a regular file, len <=
+ * 64 MiB; it is written to new space as whole blocks (edge blocks read-modify-written) and
+ * becomes visible only at commit.
+ *
+ *  begin   takes a reference on ip, locks the blocks [off, off + len) touch (waits for
+ *          overlapping writers; RD_DATA_WR_NOWAIT: -EAGAIN instead), reserves their space
+ *          (-ENOSPC up front, nothing changed), and reads back the partial edge blocks.
+ *          RD_WRITE_APPEND: off is ignored, the data goes at i_size as it stands under the
+ *          lock (rd_data_wr_offset). May block (range lock, edge reads). flags: RD_WRITE_*.
+ *  submit  allocates regions on the user write point (each <= encoded_extent_max, inside
+ *          one bucket), checksums exactly the bytes written, and writes them
+ *          asynchronously (buf is used in place when 4096-aligned and the edges are block
+ *          aligned, else copied once into an aligned bounce buffer). done(priv, err) runs
+ *          once all region writes ended: on an I/O thread, or in the calling thread if
+ *          submit failed early. It must not block and must not commit: commit from a
+ *          thread that may block. buf must stay valid and unchanged until done.
+ *  commit  after done(0): under the inode lock, in one transaction when it fits (else
+ *          several, in file order), removes what the new extents overwrite (trim/split/
+ *          delete, accounted), inserts them (accounted), updates i_size, sectors, mtime,
+ *          ctime and ip->last_seq; RD_WRITE_DSYNC then flushes the journal to that seq.
+ *          Releases everything and frees wr. Returns the bytes of [off, off + len) made
+ *          visible: len, or fewer if a later transaction failed (a short write, everything
+ *          reported consistent), or a negative errno if none. *seq (if not NULL) gets the
+ *          last seq committed.
+ *  abort   instead of commit (after done, or instead of submit): releases everything;
+ *          nothing written becomes visible. Frees wr.
+ */
+struct rd_data_wr;
+typedef void (*rd_data_wr_done_fn)(void *priv, int err);
+#define RD_DATA_WR_NOWAIT	(1u << 8)	/* begin: -EAGAIN rather than wait for a range
+						 * (appends always wait) */
+
+int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t len,
+		     unsigned flags, struct rd_data_wr **out);
+void rd_data_wr_submit(struct rd_fs *fs, struct rd_data_wr *wr, const void *buf,
+		       rd_data_wr_done_fn done, void *priv);
+ssize_t rd_data_wr_commit(struct rd_fs *fs, struct rd_data_wr *wr, uint64_t *seq);
+void rd_data_wr_abort(struct rd_fs *fs, struct rd_data_wr *wr);
+/* Where the wr's bytes go in the file (differs from begin's off for RD_WRITE_APPEND). */
+uint64_t rd_data_wr_offset(const struct rd_data_wr *wr);
 
 /* ---- xattr.c ------------------------------------------------------------------------ */
 

@@ -172,7 +172,7 @@ static void test_child_mem(struct rd_io *io, uint64_t seed)
 {
 	int cmd[2], ack[2], memfd, status;
 	uint8_t *buf = malloc(CHILD_LEN);
-	char path[64];
+	char path[128];
 	uint64_t a;
 	siginfo_t si;
 	long res;

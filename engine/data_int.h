@@ -1,0 +1,152 @@
+/*
+ * data_int.h - what the files of the data path share (extents.c, data_*.c); nothing else
+ * includes it.
+ *
+ * Owns: the per-inode data state (struct rd_data_inode: the block range locks), the
+ * filesystem-wide data state (struct rd_data_fs: the workers that run the asynchronous
+ * calls), and the internal read and write calls the operations are built from.
+ *
+ * Range locks: every change to an inode's extents or i_size is made by a holder of a range
+ * lock covering the blocks it changes (and, when i_size moves, everything from the old or
+ * new size's block on). Ranges are in bytes, block aligned, end exclusive; UINT64_MAX
+ * means "to the end of any file". Overlapping ranges exclude each other, disjoint ones do
+ * not, so unaligned writes to different blocks proceed in parallel while two writers of
+ * one block read-modify-write it one after the other. Order: range lock, then ip->lock,
+ * then the store's locks (fs_priv.h).
+ */
+#ifndef RD_DATA_INT_H
+#define RD_DATA_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fs_priv.h"
+
+/* ---- limits ------------------------------------------------------------------------- */
+
+/* Largest file (bytes): keeps every sector number and byte offset far from overflow. */
+#define RD_DATA_MAX_FILE	(1ull << 60)
+/* Largest write one rd_data_wr carries (callers cut bigger writes in pieces). */
+#define RD_DATA_WR_MAX		(64u << 20)
+/* rd_fs_write cuts writes into pieces of this size, each reserved and committed alone. */
+#define RD_DATA_WR_CHUNK	(8u << 20)
+/* Extent changes queued into one transaction at most (far below one journal entry). */
+#define RD_DATA_TXN_OPS		1024
+/* Bytes of region buffers one read keeps in flight at most. */
+#define RD_DATA_READ_BUDGET	(16u << 20)
+
+/* ---- range locks (data_lock.c) ------------------------------------------------------ */
+
+struct rd_range {
+	uint64_t start, end;		/* bytes, [start, end) */
+	struct rd_range *next;		/* in rd_data_inode.held */
+};
+
+struct rd_data_inode {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* broadcast when a range is released */
+	struct rd_range *held;
+};
+
+/* The inode's data state, created on first use; NULL if out of memory. */
+struct rd_data_inode *rd_data_inode_of(struct rd_inode *ip);
+
+/* Waits until no held range overlaps [start, end), then holds r = [start, end). */
+void rd_range_lock(struct rd_data_inode *d, struct rd_range *r, uint64_t start, uint64_t end);
+/* As rd_range_lock, but -EAGAIN instead of waiting. */
+int rd_range_trylock(struct rd_data_inode *d, struct rd_range *r, uint64_t start,
+		     uint64_t end);
+void rd_range_unlock(struct rd_data_inode *d, struct rd_range *r);
+
+/*
+ * Locks the range an append needs: from the block of i_size on. *size gets i_size as it
+ * stands under the lock (where the append goes). Loops if a truncate shrank the file
+ * between reading the size and getting the lock.
+ */
+void rd_range_lock_append(struct rd_fs *fs, struct rd_inode *ip, struct rd_data_inode *d,
+			  struct rd_range *r, uint64_t *size);
+
+/* ---- asynchronous calls (data_work.c) ----------------------------------------------- */
+
+struct rd_data_work {
+	void (*fn)(struct rd_data_work *w);
+	struct rd_data_work *next;
+};
+
+struct rd_data_fs;
+
+/* Runs w->fn(w) on a data worker thread. -ENOMEM if no worker could be started. */
+int rd_data_queue(struct rd_fs *fs, struct rd_data_work *w);
+
+/* ---- reading (data_read.c) ---------------------------------------------------------- */
+
+/*
+ * Reads [off, off + len) of ip as stored, whatever i_size says: holes and unwritten
+ * extents give zeros. Every region is verified before its bytes are copied; a stale
+ * pointer (the bucket was reused while reading) is looked up again. Returns 0 or -EIO
+ * (checksum mismatch, counted), or another negative errno.
+ */
+int rd_data_read_raw(struct rd_fs *fs, struct rd_inode *ip, void *buf, size_t len,
+		     uint64_t off);
+
+/* ---- writing (data_write.c) --------------------------------------------------------- */
+
+/* Internal rd_data_wr flags (next to RD_WRITE_* and RD_DATA_WR_*). */
+#define RD_DATA_WR_LOCKED	(1u << 16)	/* caller holds a range lock covering it */
+#define RD_DATA_WR_NO_EXTEND	(1u << 17)	/* never moves i_size (zeroing inside it) */
+#define RD_DATA_WR_INTERNAL	(1u << 18)	/* not a user write: no write stats */
+
+/*
+ * A synchronous write of [off, off + len) through the rd_data_wr steps, cut into pieces of
+ * RD_DATA_WR_CHUNK, each committed before the next starts. Returns the bytes written
+ * (short only on failure part-way) or a negative errno if none were. With
+ * RD_DATA_WR_LOCKED the caller holds a range lock covering the blocks; otherwise this
+ * takes it (and for RD_WRITE_APPEND ignores off).
+ */
+ssize_t rd_data_write(struct rd_fs *fs, struct rd_inode *ip, const void *buf, size_t len,
+		      uint64_t off, unsigned flags);
+
+/* Truncate's last step (data_ops.c): commit wr like rd_data_wr_commit, but also remove
+ * every extent in sectors [punch_lo, UINT64_MAX) and set i_size to size exactly, in the
+ * last transaction. */
+ssize_t rd_data_wr_commit_truncate(struct rd_fs *fs, struct rd_data_wr *wr, uint64_t punch_lo,
+				   uint64_t size, uint64_t *seq);
+
+/*
+ * Commits an inode-only change made by the caller: ip->i already holds the new values
+ * (the caller holds ip->lock and saved the old ones in *old, restored on failure). On
+ * success ip->last_seq is updated.
+ */
+int rd_data_commit_inode(struct rd_fs *fs, struct rd_inode *ip, struct rd_trans *t,
+			 const struct rd_inode_mem *old);
+
+/* Waits for an rd_data_wr_submit to finish: a done callback and what it was told. */
+struct rd_data_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+};
+void rd_data_wait_init(struct rd_data_wait *w);
+void rd_data_wait_done(void *priv, int err);	/* the rd_data_wr_done_fn */
+int rd_data_wait(struct rd_data_wait *w);	/* waits, destroys, returns err */
+
+/* Block size and rounding helpers. */
+static inline uint64_t rd_data_bs(const struct rd_fs *fs)
+{
+	return fs->s->geo.block_size;
+}
+
+static inline uint64_t rd_round_down(uint64_t x, uint64_t a)
+{
+	return x / a * a;
+}
+
+static inline uint64_t rd_round_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+#endif

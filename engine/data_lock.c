@@ -1,0 +1,122 @@
+/*
+ * data_lock.c - per-inode data state and its block range locks.
+ *
+ * Owns: struct rd_data_inode (created on first data access, freed at cache eviction) and
+ * the range locks that serialise overlapping writers of one inode while letting disjoint
+ * ones run in parallel (see data_int.h for what a range lock protects).
+ *
+ * Must never: hand out two overlapping ranges at once, or wait while holding ip->lock
+ * (range locks come before the inode lock in the locking order).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "data_int.h"
+
+struct rd_data_inode *rd_data_inode_of(struct rd_inode *ip)
+{
+	struct rd_data_inode *d;
+
+	pthread_mutex_lock(&ip->lock);
+	d = ip->data;
+	if (!d) {
+		d = calloc(1, sizeof(*d));
+		if (d) {
+			pthread_mutex_init(&d->lock, NULL);
+			pthread_cond_init(&d->cond, NULL);
+			ip->data = d;
+		}
+	}
+	pthread_mutex_unlock(&ip->lock);
+	return d;
+}
+
+void rd_data_inode_free(struct rd_data_inode *d)
+{
+	if (!d)
+		return;
+	/* The inode is unreferenced: no range can be held. */
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d);
+}
+
+/* d->lock held. */
+static bool range_busy(const struct rd_data_inode *d, uint64_t start, uint64_t end)
+{
+	for (const struct rd_range *r = d->held; r; r = r->next)
+		if (r->start < end && start < r->end)
+			return true;
+	return false;
+}
+
+/* d->lock held, range free. */
+static void range_take(struct rd_data_inode *d, struct rd_range *r, uint64_t start,
+		       uint64_t end)
+{
+	r->start = start;
+	r->end = end;
+	r->next = d->held;
+	d->held = r;
+}
+
+void rd_range_lock(struct rd_data_inode *d, struct rd_range *r, uint64_t start, uint64_t end)
+{
+	pthread_mutex_lock(&d->lock);
+	while (range_busy(d, start, end))
+		pthread_cond_wait(&d->cond, &d->lock);
+	range_take(d, r, start, end);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int rd_range_trylock(struct rd_data_inode *d, struct rd_range *r, uint64_t start,
+		     uint64_t end)
+{
+	int ret = -EAGAIN;
+
+	pthread_mutex_lock(&d->lock);
+	if (!range_busy(d, start, end)) {
+		range_take(d, r, start, end);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+void rd_range_unlock(struct rd_data_inode *d, struct rd_range *r)
+{
+	struct rd_range **pp;
+
+	pthread_mutex_lock(&d->lock);
+	for (pp = &d->held; *pp && *pp != r; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = r->next;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void rd_range_lock_append(struct rd_fs *fs, struct rd_inode *ip, struct rd_data_inode *d,
+			  struct rd_range *r, uint64_t *size)
+{
+	uint64_t align = rd_data_bs(fs);
+
+	for (;;) {
+		uint64_t s0, s1;
+
+		pthread_mutex_lock(&ip->lock);
+		s0 = ip->i.size;
+		pthread_mutex_unlock(&ip->lock);
+		rd_range_lock(d, r, s0 / align * align, UINT64_MAX);
+		pthread_mutex_lock(&ip->lock);
+		s1 = ip->i.size;
+		pthread_mutex_unlock(&ip->lock);
+		/* Anyone moving i_size holds a range from its block on, which overlaps ours
+		 * unless i_size is below our start: then a truncate got in first. Retry. */
+		if (s1 >= r->start) {
+			*size = s1;
+			return;
+		}
+		rd_range_unlock(d, r);
+	}
+}
