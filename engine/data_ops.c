@@ -484,7 +484,17 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size)
 		rd_range_unlock(d, &range);
 	}
 
-	if (new_size >= s1) {
+	if (new_size == s1) {
+		/* Same size: nothing moves but the extents preallocated past the end
+		 * (fallocate KEEP_SIZE), which go as any truncate drops them. An unlinked
+		 * inode is deleted by a truncate to 0: none may be left behind. */
+		cut = rd_round_up(new_size, bs) >> RD_SECTOR_SHIFT;
+		ret = truncate_top_batches(fs, ip, cut, new_size, false);
+		if (!ret)
+			ret = truncate_final(fs, ip, cut, new_size);
+		goto out;
+	}
+	if (new_size > s1) {
 		/* Growing: the bytes past the old size already read as zeros. */
 		struct rd_inode_mem old;
 		struct rd_trans *t;

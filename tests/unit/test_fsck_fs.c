@@ -14,6 +14,7 @@
  * With the refdio binary as argv[1], the exit codes of the CLI are checked on a few.
  * RD_FSCK_VERBOSE=1 prints every finding of the first check of each scenario.
  */
+#include <linux/falloc.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -778,6 +779,35 @@ static void numbering_behind(void)
 	CHECK_EQ(verify_all(0), 7);
 }
 
+/* Bugs of the engine the check found, kept found. */
+static void engine_regressions(void)
+{
+	struct base b;
+	struct rd_fs *fs;
+	uint64_t p;
+
+	/* A file whose only extents are preallocated past its end (KEEP_SIZE), unlinked:
+	 * its deletion truncates to 0, which must drop them too, not leave stray extents
+	 * (and their space) behind. */
+	build(&b, 0);
+	fs = fs_open();
+	p = mk(fs, RD_ROOT_INO, "prealloc", S_IFREG | 0644);
+	CHECK_OK(rd_fs_fallocate(fs, p, FALLOC_FL_KEEP_SIZE, 0, 1 << 20));
+	CHECK_EQ(ns_stat(fs, p).size, 0);
+	CHECK(ns_stat(fs, p).blocks >= 2048);
+	CHECK_OK(rd_fs_unlink(fs, RD_ROOT_INO, "prealloc"));
+	CHECK(ns_range_empty(fs, RD_BTREE_EXTENTS, p));
+	/* The same with data, and a truncate to the current size. */
+	p = mk(fs, RD_ROOT_INO, "prealloc2", S_IFREG | 0644);
+	put_data(fs, p, 0, 10000);
+	CHECK_OK(rd_fs_fallocate(fs, p, FALLOC_FL_KEEP_SIZE, 0, 1 << 20));
+	du_truncate(fs, p, 10000);
+	CHECK_EQ(ns_stat(fs, p).blocks, 24);	/* 3 blocks of data, the rest gone */
+	CHECK_OK(rd_fs_close(fs));
+	fu_check_clean(path, true, 0);
+	CHECK_EQ(verify_all(0), 7);
+}
+
 int main(int argc, char **argv)
 {
 	refdio = argc > 1 ? argv[1] : NULL;
@@ -793,6 +823,7 @@ int main(int argc, char **argv)
 	wrong_sizes();
 	bad_names_and_values();
 	numbering_behind();
+	engine_regressions();
 	unlink(path);
 	printf("test_fsck_fs: %u scenarios ok%s\n", scenarios, refdio ? " (with the CLI)" : "");
 	return 0;
