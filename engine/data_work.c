@@ -18,7 +18,7 @@
 
 #include "data_int.h"
 
-#define RD_DATA_WORKERS	4
+#define RD_DATA_WORKERS	16	/* started on demand; FUSE keeps up to max_background busy */
 
 struct rd_data_fs {
 	pthread_mutex_t lock;
