@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "rd_config.h"
@@ -18,6 +19,7 @@ static const struct rd_cmd commands[] = {
 	{ "show",   "print the superblock and space usage of an image", cmd_show },
 	{ "list",   "print the keys of one b-tree of an image", cmd_list },
 	{ "fsck",   "check an image (and repair what it safely can)", cmd_fsck },
+	{ "mount",  "serve an image at a mount point through FUSE", cmd_mount },
 };
 
 static void usage(FILE *f)
@@ -88,6 +90,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
+	/* mount.fuse3 runs "refdio IMAGE MOUNTPOINT -o OPTIONS": an image, not a command. */
+	if (argc >= 3 && argv[1][0] != '-' && access(argv[1], F_OK) == 0)
+		return cmd_mount(argc, argv);
 	fprintf(stderr, "refdio: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

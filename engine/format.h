@@ -300,7 +300,9 @@ struct rd_inode_v {
 	rd_le64 rdev;		/* devices: makedev() value */
 	rd_le32 generation;
 	rd_le32 flags;		/* RD_INODE_* */
-	rd_le64 reserved[2];
+	rd_le64 parent;		/* directories: the parent's number (".."; the root's is
+				 * itself); 0 for other types, which may have many links */
+	rd_le64 reserved;
 } __attribute__((packed));
 static_assert(sizeof(struct rd_inode_v) == 96, "inode value is 96 bytes");
 
@@ -343,13 +345,18 @@ static_assert(sizeof(struct rd_dirent_v) == 16, "dirent header is 16 bytes");
 
 #define RD_KEY_XATTR		1	/* struct rd_xattr_v + name + first bytes of value */
 #define RD_KEY_XATTR_MORE	2	/* continuation: more bytes of the value */
+#define RD_KEY_XATTR_WHITEOUT	3	/* a deleted attribute, at chunk 0: keeps chains intact */
 #define RD_XATTR_VALUE_MAX	65536
 #define RD_XATTR_CHUNK_BITS	8	/* offset = slot << 8 | chunk index */
+/* Xattr slots lie in [RD_HASH_SLOT_MIN, RD_XATTR_SLOT_MAX] so that slot << 8 fits. */
+#define RD_XATTR_SLOT_MAX	((1ull << (64 - RD_XATTR_CHUNK_BITS)) - 1)
 
 /*
  * An extended attribute at {inode, slot << RD_XATTR_CHUNK_BITS, 0}, hashed and probed like
- * directory entries (whiteouts included). A value too large for one key continues in keys
- * at {inode, slot << 8 | 1}, {.. | 2}, ... each carrying raw value bytes.
+ * directory entries (whiteouts included, as RD_KEY_XATTR_WHITEOUT keys at chunk 0; only the
+ * chunk-0 keys take part in probing). A value too large for one key continues in keys at
+ * {inode, slot << 8 | 1}, {.. | 2}, ... each carrying raw value bytes, every key but the
+ * last one filled to the store's largest value.
  */
 struct rd_xattr_v {
 	uint8_t name_len;	/* 1..255 */

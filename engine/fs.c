@@ -40,6 +40,8 @@ static int fs_create_root(struct rd_fs *fs)
 	rd_inode_init(&root, S_IFDIR | 0755, &cr, 0);
 	rd_inode_init(&lf, S_IFDIR | 0700, &cr, 0);
 	root.nlink = 3;		/* ".", its own "..", and lost+found's ".." */
+	root.parent = RD_ROOT_INO;	/* the root is its own parent */
+	lf.parent = RD_ROOT_INO;
 	fs->lost_found_ino = RD_FIRST_FREE_INO;
 	fs->next_ino = RD_FIRST_FREE_INO + 1;
 	fs->ino_limit = fs->next_ino + 1024;
@@ -99,8 +101,19 @@ static int fs_load_numbers(struct rd_fs *fs)
 	}
 	/* Numbers below the persisted limit may have been used before a crash. */
 	fs->next_ino = rd_le64_get(((const struct rd_inode_alloc_v *)k->val)->next_ino);
-	fs->ino_limit = fs->next_ino;
 	free(k);
+	/* And so may numbers above it: a create that crossed the limit can commit after a
+	 * later one that did not (both reserved their numbers first), and a crash between
+	 * the two leaves an inode past the persisted limit. Start past the highest inode. */
+	ret = rd_btree_peek_prev(fs->s, RD_BTREE_INODES, RD_POS(RD_ROOT_INO, 0), RD_POS_MAX, &k);
+	if (ret && ret != -ENOENT)
+		return rd_errno(ret);
+	if (!ret) {
+		if (k->pos.inode >= fs->next_ino)
+			fs->next_ino = k->pos.inode + 1;
+		free(k);
+	}
+	fs->ino_limit = fs->next_ino;
 	fs->lost_found_ino = 0;
 	{
 		struct rd_stat st;
@@ -163,7 +176,7 @@ err_free:
 	pthread_mutex_destroy(&fs->ino_lock);
 	pthread_mutex_destroy(&fs->rename_lock);
 	free(fs);
-	return rd_errno(ret);
+	return ret;	/* the engine's own code: callers print it with rd_strerror */
 }
 
 /* Drops every kernel reference (an unmount forgets everything), which deletes unlinked

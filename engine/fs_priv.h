@@ -3,8 +3,10 @@
  * inodes, and the internal calls one part makes into another.
  *
  * Parts: fs.c (open/close, statfs, stats), inode.c (the inode cache, numbers, orphans),
- * namei.c + dirent.c (names and directories), xattr.c, and the data path (extents.c,
- * data_read.c, data_write.c, data_ops.c: truncate, fallocate, seek, fsync).
+ * probe.c (name hashing, linear probing), dirents.c (directory entries), namei.c (lookup,
+ * create, link, unlink), rename.c, readdir.c, attr.c (getattr/setattr), xattr.c, and the
+ * data path (extents.c, data_read.c, data_write.c, data_ops.c: truncate, fallocate, seek,
+ * fsync).
  *
  * Locking order (always this way round, never the reverse):
  *   fs->rename_lock  ->  inode locks, in increasing inode number  ->  data range locks of
@@ -29,6 +31,7 @@ struct rd_inode_mem {
 	uint64_t size;		/* bytes */
 	uint64_t sectors;	/* 512-byte sectors of live extents */
 	uint64_t rdev;
+	uint64_t parent;	/* directories: the parent directory (".."); else 0 */
 	int64_t  atime, mtime, ctime, btime;	/* ns since the epoch */
 };
 
@@ -43,6 +46,8 @@ struct rd_data_fs;	/* the data path's filesystem-wide state (async workers) */
  */
 struct rd_inode {
 	uint64_t		ino;
+	uint32_t		ftype;		/* S_IFMT bits of i.mode: never change, read
+						 * without the lock */
 	struct rd_inode		*hnext;		/* icache hash chain (icache_lock) */
 	uint64_t		refs;		/* icache_lock */
 	uint64_t		nlookup;	/* icache_lock */
@@ -68,6 +73,7 @@ struct rd_fs {
 	struct rd_inode		**ihash;
 	size_t			ihash_size;	/* power of two */
 	size_t			icount;
+	uint64_t		icache_unhashes;	/* inodes that left the cache, ever */
 
 	pthread_mutex_t		ino_lock;	/* next_ino, ino_limit */
 	uint64_t		next_ino;	/* next number to hand out */
@@ -86,6 +92,7 @@ struct rd_fs {
 	struct {
 		atomic_uint_fast64_t reads, read_bytes, writes, write_bytes, rmw_blocks;
 		atomic_uint_fast64_t csum_errors, extents_written, fsyncs;
+		atomic_uint_fast64_t xattr_tree_reads;	/* b-tree reads made by xattr.c */
 		atomic_uint_fast64_t stale_retries, short_writes;
 	} st;
 };
@@ -106,6 +113,9 @@ void rd_inode_put(struct rd_fs *fs, struct rd_inode *ip);
 
 /* Queues the inode's current attributes (ip->i) into t. Caller holds ip->lock. */
 int rd_inode_write(struct rd_trans *t, const struct rd_inode *ip);
+/* Queues attributes m for inode ino into t: changes are built in a copy of ip->i and
+ * copied back only once the transaction committed. */
+int rd_inode_write_mem(struct rd_trans *t, uint64_t ino, const struct rd_inode_mem *m);
 
 /* Reserves a new inode number, queueing the persisted limit into t when it moves. */
 int rd_inode_alloc_number(struct rd_fs *fs, struct rd_trans *t, uint64_t *ino);
@@ -113,7 +123,8 @@ int rd_inode_alloc_number(struct rd_fs *fs, struct rd_trans *t, uint64_t *ino);
  * inode, referenced, in the cache. */
 int rd_inode_instantiate(struct rd_fs *fs, uint64_t ino, const struct rd_inode_mem *m,
 			 uint64_t seq, struct rd_inode **out);
-/* Fills m for a new inode of the given mode and owner, times now, a fresh generation. */
+/* Fills m for a new inode of the given mode and owner, times now, a fresh generation
+ * (parent 0: a directory's creator sets it). */
 void rd_inode_init(struct rd_inode_mem *m, uint32_t mode, const struct rd_fs_cred *cr,
 		   uint64_t rdev);
 
@@ -191,9 +202,9 @@ uint64_t rd_data_wr_offset(const struct rd_data_wr *wr);
 /* Queues the deletion of every xattr key of ino into t. */
 int rd_xattr_delete_all(struct rd_fs *fs, struct rd_trans *t, uint64_t ino);
 
-/* ---- names (dirent.c) ----------------------------------------------------------------- */
+/* ---- names (probe.c; dirents.h and probe.h hold the rest) ----------------------------- */
 
-/* The hash slot of a name in directory (or xattr set) owner. */
+/* The hash slot of a directory entry name, in [RD_HASH_SLOT_MIN, RD_HASH_SLOT_MAX]. */
 uint64_t rd_name_slot(const struct rd_fs *fs, const void *name, size_t len);
 
 #endif

@@ -41,6 +41,7 @@ void rd_inode_pack(const struct rd_inode_mem *m, struct rd_inode_v *v)
 	v->ctime_ns = rd_le64_of((uint64_t)m->ctime);
 	v->btime_ns = rd_le64_of((uint64_t)m->btime);
 	v->rdev = rd_le64_of(m->rdev);
+	v->parent = rd_le64_of(m->parent);
 	v->generation = rd_le32_of(m->generation);
 	v->flags = rd_le32_of(m->flags);
 }
@@ -58,6 +59,7 @@ void rd_inode_unpack(const struct rd_inode_v *v, struct rd_inode_mem *m)
 	m->ctime = (int64_t)rd_le64_get(v->ctime_ns);
 	m->btime = (int64_t)rd_le64_get(v->btime_ns);
 	m->rdev = rd_le64_get(v->rdev);
+	m->parent = rd_le64_get(v->parent);
 	m->generation = rd_le32_get(v->generation);
 	m->flags = rd_le32_get(v->flags);
 }
@@ -166,6 +168,7 @@ static void icache_unhash(struct rd_fs *fs, struct rd_inode *ip)
 		pp = &(*pp)->hnext;
 	*pp = ip->hnext;
 	fs->icount--;
+	fs->icache_unhashes++;
 }
 
 /* icache_lock held. Grows the table when it gets crowded (allocation failure: keep the
@@ -210,6 +213,7 @@ static struct rd_inode *inode_alloc(uint64_t ino, const struct rd_inode_mem *m)
 	if (!ip)
 		return NULL;
 	ip->ino = ino;
+	ip->ftype = m->mode & S_IFMT;
 	ip->i = *m;
 	ip->has_xattrs = -1;
 	pthread_mutex_init(&ip->lock, NULL);
@@ -237,10 +241,12 @@ int rd_inode_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 {
 	struct rd_inode_mem m;
 	struct rd_inode *ip, *raced;
+	uint64_t unhashes;
 	int ret;
 
 	if (!ino)
 		return -ENOENT;
+again:
 	pthread_mutex_lock(&fs->icache_lock);
 	ip = icache_find(fs, ino);
 	if (ip) {
@@ -252,6 +258,7 @@ int rd_inode_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 		pthread_mutex_unlock(&fs->icache_lock);
 		goto found;
 	}
+	unhashes = fs->icache_unhashes;
 	pthread_mutex_unlock(&fs->icache_lock);
 
 	/* Read without the cache lock (it may hit the disk), then insert unless another
@@ -262,8 +269,19 @@ int rd_inode_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 	ip = inode_alloc(ino, &m);
 	if (!ip)
 		return -ENOMEM;
+	/* Its last change may be in a journal entry not yet durable (it left the cache since):
+	 * fsync must then flush up to now. */
+	ip->last_seq = rd_store_journal_seq(fs->s);
 	pthread_mutex_lock(&fs->icache_lock);
 	raced = icache_find(fs, ino);
+	/* Invariant: at most one in-memory copy, never older than the disk. If any inode
+	 * left the cache since the read, a copy of this one may have been cached, changed
+	 * (after our read) and evicted meanwhile: what we read may be stale. Read again. */
+	if (!raced && fs->icache_unhashes != unhashes) {
+		pthread_mutex_unlock(&fs->icache_lock);
+		inode_free(ip);
+		goto again;
+	}
 	if (raced && raced->dying) {
 		pthread_mutex_unlock(&fs->icache_lock);
 		inode_free(ip);
@@ -298,28 +316,76 @@ void rd_inode_ref(struct rd_fs *fs, struct rd_inode *ip)
 	pthread_mutex_unlock(&fs->icache_lock);
 }
 
+#define DELETE_BATCH	1024	/* keys deleted per transaction by delete_keys */
+
+/* Deletes every key of tree id in [from, to], DELETE_BATCH per transaction. */
+static int delete_keys(struct rd_fs *fs, enum rd_btree_id id, struct rd_bpos from,
+		       struct rd_bpos to)
+{
+	for (;;) {
+		struct rd_btree_iter it;
+		const struct rd_bkey *k;
+		struct rd_trans *t = rd_trans_new(fs->s);
+		unsigned n = 0;
+		int ret;
+
+		if (!t)
+			return -ENOMEM;
+		rd_btree_iter_init(&it, fs->s, id, from, to);
+		while (n < DELETE_BATCH && !(ret = rd_btree_iter_next(&it, &k))) {
+			ret = rd_trans_del(t, id, k->pos);
+			if (ret)
+				break;
+			n++;
+		}
+		rd_btree_iter_exit(&it);
+		if (ret && ret != -ENOENT) {
+			rd_trans_free(t);
+			return ret;
+		}
+		if (!n) {
+			rd_trans_free(t);
+			return 0;
+		}
+		ret = rd_trans_commit(t, NULL);
+		if (ret)
+			return ret;
+	}
+}
+
 /*
  * Deletes an unlinked, unreferenced inode on disk: data first (rd_data_truncate may take
- * several transactions, each consistent), then the inode key and its orphan marker in one
- * transaction. A crash part-way leaves the orphan marker, so the next open finishes.
+ * several transactions, each consistent), then what else hangs off it in batches (a
+ * removed directory's whiteouts, xattrs, a symlink's target), then the inode key and its
+ * orphan marker in one transaction. A crash part-way leaves the orphan marker, so the next
+ * open finishes.
  */
 static int inode_delete(struct rd_fs *fs, struct rd_inode *ip)
 {
 	struct rd_trans *t;
 	int ret = 0;
 
-	if (S_ISREG(ip->i.mode) || S_ISLNK(ip->i.mode))
+	if (S_ISREG(ip->ftype))
 		ret = rd_data_truncate(fs, ip, 0);
+	if (!ret && S_ISDIR(ip->ftype))
+		ret = delete_keys(fs, RD_BTREE_DIRENTS, RD_POS(ip->ino, 0),
+				  RD_POS(ip->ino, UINT64_MAX));
+	if (!ret && ip->has_xattrs != 0)
+		ret = delete_keys(fs, RD_BTREE_XATTRS, RD_POS(ip->ino, 0),
+				  RD_POS(ip->ino, UINT64_MAX));
+	if (!ret && S_ISLNK(ip->ftype))
+		ret = delete_keys(fs, RD_BTREE_INODES, RD_POS(ip->ino, 1),
+				  RD_POS(ip->ino, UINT64_MAX));
 	if (ret)
-		return ret;
+		return rd_errno(ret);
 	t = rd_trans_new(fs->s);
 	if (!t)
 		return -ENOMEM;
 	ret = rd_trans_del(t, RD_BTREE_INODES, RD_POS(ip->ino, 0));
 	if (!ret)
 		ret = rd_inode_orphan_del(t, ip->ino);
-	/* A deleted inode's xattrs go with it: they are removed by the xattr code's
-	 * rd_xattr_delete_all(), called below in the same transaction. */
+	/* The xattrs went in batches above; this catches nothing unless the inode was
+	 * thought to have none, and keeps "no xattr outlives its inode" in one place. */
 	if (!ret)
 		ret = rd_xattr_delete_all(fs, t, ip->ino);
 	if (ret) {
@@ -386,12 +452,17 @@ void rd_fs_iput(struct rd_fs *fs, uint64_t ino, uint64_t n)
 	rd_inode_put(fs, ip);
 }
 
-int rd_inode_write(struct rd_trans *t, const struct rd_inode *ip)
+int rd_inode_write_mem(struct rd_trans *t, uint64_t ino, const struct rd_inode_mem *m)
 {
 	struct rd_inode_v v;
 
-	rd_inode_pack(&ip->i, &v);
-	return rd_trans_put(t, RD_BTREE_INODES, RD_POS(ip->ino, 0), RD_KEY_INODE, &v, sizeof(v));
+	rd_inode_pack(m, &v);
+	return rd_trans_put(t, RD_BTREE_INODES, RD_POS(ino, 0), RD_KEY_INODE, &v, sizeof(v));
+}
+
+int rd_inode_write(struct rd_trans *t, const struct rd_inode *ip)
+{
+	return rd_inode_write_mem(t, ip->ino, &ip->i);
 }
 
 /* ---- numbers ------------------------------------------------------------------------- */
@@ -421,7 +492,7 @@ int rd_inode_alloc_number(struct rd_fs *fs, struct rd_trans *t, uint64_t *ino)
 int rd_inode_instantiate(struct rd_fs *fs, uint64_t ino, const struct rd_inode_mem *m,
 			 uint64_t seq, struct rd_inode **out)
 {
-	struct rd_inode *ip = inode_alloc(ino, m);
+	struct rd_inode *ip = inode_alloc(ino, m), *raced;
 
 	if (!ip)
 		return -ENOMEM;
@@ -429,6 +500,20 @@ int rd_inode_instantiate(struct rd_fs *fs, uint64_t ino, const struct rd_inode_m
 	ip->has_xattrs = 0;
 	ip->refs = 1;
 	pthread_mutex_lock(&fs->icache_lock);
+	/* Lookups take no directory lock, so the new name may already have been found and
+	 * the inode read from disk: then that copy (as committed, or newer) is the one. */
+	raced = icache_find(fs, ino);
+	if (raced) {
+		raced->refs++;
+		pthread_mutex_unlock(&fs->icache_lock);
+		inode_free(ip);
+		pthread_mutex_lock(&raced->lock);
+		if (raced->last_seq < seq)
+			raced->last_seq = seq;
+		pthread_mutex_unlock(&raced->lock);
+		*out = raced;
+		return 0;
+	}
 	icache_hash(fs, ip);
 	pthread_mutex_unlock(&fs->icache_lock);
 	*out = ip;

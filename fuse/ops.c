@@ -365,6 +365,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = -EISDIR;
 	if (!ret && d->opts.read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
 		ret = -EROFS;
+	/* With FUSE_CAP_ATOMIC_O_TRUNC (libfuse asks for it by default) the kernel leaves
+	 * O_TRUNC to open instead of sending a setattr first. */
+	if (!ret && (fi->flags & O_TRUNC) && s.size) {
+		struct rd_setattr sa = { .valid = RD_SET_SIZE | RD_SET_MTIME_NOW, .size = 0 };
+
+		ret = rd_fs_setattr(d->fs, ino, &sa, NULL);
+	}
 	if (!ret)
 		ret = fh_new(d, fi);
 	if (ret) {

@@ -36,6 +36,7 @@ class Mount:
     def __init__(self, image=None, opts=None, size="512M", fmt_args=(), workdir=None, fsck=True):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="refdio-mnt-")
+        os.chmod(self.dir, 0o755)   # other users must reach the mount (permission tests)
         self.image = image or os.path.join(self.dir, "fs.img")
         self.mnt = os.path.join(self.dir, "mnt")
         self.opts = opts

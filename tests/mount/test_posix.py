@@ -79,7 +79,8 @@ class PosixSuite(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.m = Mount(size="2G").start()
+        # allow_other: the permission tests run as another user
+        cls.m = Mount(size="2G", opts="allow_other").start()
 
     @classmethod
     def tearDownClass(cls):
@@ -388,11 +389,15 @@ class PosixSuite(unittest.TestCase):
 
 class ReadOnlyMount(unittest.TestCase):
     def test_erofs(self):
-        m = Mount(size="256M")
+        import shutil
+        import tempfile
+        work = tempfile.mkdtemp(prefix="refdio-ro-")
+        self.addCleanup(shutil.rmtree, work, True)
+        m = Mount(size="256M", workdir=work)
         with m:
             with open(m.path("f"), "w") as f:
                 f.write("x")
-        m2 = Mount(image=m.image, opts="ro", workdir=m.dir)
+        m2 = Mount(image=m.image, opts="ro", workdir=work)
         with m2:
             self.assertEqual(open(m2.path("f")).read(), "x")
             for fn in (lambda: open(m2.path("g"), "w"), lambda: os.mkdir(m2.path("d")),

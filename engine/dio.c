@@ -1,0 +1,1093 @@
+/*
+ * dio.c - the direct-write object, its chunk window, the strategies and the dio workers.
+ *
+ * Owns: struct rd_dio_write from rd_dio_submit() to its free, every chunk of it, the order
+ * in which chunks are committed, the one place the result is decided (dio_result), and the
+ * worker threads that continue writes (commits, flushes, completions may block there).
+ *
+ * Must never: call sink->commit() out of file order or past the stop position, let one
+ * write hold more than its window of chunk buffers, touch a source after its put, call
+ * done twice or from inside rd_dio_submit(), or block in a source/sink callback (those run
+ * on I/O threads: they take the write's lock briefly and may queue it, nothing else).
+ *
+ * ---- Lifetime of a write (the rules every function below keeps) -------------------------
+ *
+ * Two counts, like the kernel's mm_users / mm_count:
+ *
+ *   active  the write's activity. Held by
+ *             - the submission reference: from rd_dio_submit() until the pumper decides
+ *               that no further chunk will be created (issue_done);
+ *             - each chunk, from its creation to its release (committed or discarded);
+ *             - each queue entry (a kick), from the push until the worker's step returns;
+ *             - the submitting thread, for the duration of rd_dio_submit() (inline only).
+ *           The drop that takes active to 0 completes the write, exactly once: dsync flush,
+ *           source put, statistics, done(). That drop happens on a dio worker; a drop to 0
+ *           anywhere else (the submitter) queues the completion to a worker instead, so
+ *           done() never runs inside rd_dio_submit() nor on an I/O thread.
+ *           An increment is only ever made while another reference is known to be held
+ *           (under w->lock with a chunk or the submission reference alive), so active
+ *           never comes back from 0.
+ *   count   the struct's memory: 1 for all activity together (dropped by the completion)
+ *           plus one per handle (rd_dio_write_get/put). The struct is freed at 0.
+ *
+ * Who may do what:
+ *   - Only the pumper (the one thread with w->pumping set, under w->lock) changes the chunk
+ *     list, creates, commits, aborts or releases chunks, and moves next_pos/issue_done.
+ *     It drops w->lock around every call into the source or the sink.
+ *   - Source/sink callbacks only set their chunk's state and result under w->lock, then
+ *     kick: if a pumper is running it is told to look again (again), else the write is
+ *     queued once (queued) with a new active reference.
+ *   - rd_dio_cancel() only lowers stop_pos under w->lock and kicks.
+ *
+ * Stop position: the first failure (source gone or faulting, sink error, commit error,
+ * cancel) lowers stop_pos to the failing chunk's start. Chunks before stop_pos go on and
+ * commit, in order; chunks at or after it are aborted as soon as their I/O is done. So the
+ * committed bytes are always a prefix [0, committed) on a chunk boundary.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "dio.h"
+#include "dio_int.h"
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define KIB		1024ul
+#define MIB		(1024ul * 1024)
+#define DIO_UNBOUNDED	UINT_MAX
+#define DIO_CHUNK_MAX	(1ul << 30)
+#define DIO_BUF_MIN_SHIFT 12		/* chunk buffers come in powers of two from 4 KiB */
+#define DIO_BUF_CLASSES	(64 - DIO_BUF_MIN_SHIFT)
+
+struct rd_dio_write;
+
+/* ---- strategies ----------------------------------------------------------------------- */
+
+/*
+ * A strategy is a window, a chunk size, a rule for when data writes may start, and a step
+ * function that a worker runs when the write is kicked:
+ *   dio_step_async  does everything possible now and returns; completions kick it again;
+ *   dio_step_sync   stays with the write, waiting for each completion (old synchronous dio).
+ */
+struct dio_strategy {
+	const char	*name;
+	size_t		chunk;		/* 0 = the engine's default chunk */
+	unsigned	window;		/* 0 = the engine's default; DIO_UNBOUNDED = no limit */
+	bool		read_all_first;	/* no data write until the whole range was read */
+	bool		sync;		/* occupies a worker for the whole write; never inline */
+	void		(*step)(struct rd_dio_write *w);
+};
+
+static void dio_step_async(struct rd_dio_write *w);
+static void dio_step_sync(struct rd_dio_write *w);
+
+static const struct dio_strategy strategies[RD_DIO_NR_STRATEGIES] = {
+	[RD_DIO_REFCTX]	  = { "refctx",   0,          0,             false, false, dio_step_async },
+	[RD_DIO_PIN]	  = { "pin",      0,          DIO_UNBOUNDED, true,  false, dio_step_async },
+	[RD_DIO_CHUNK]	  = { "chunk",    0,          1,             false, false, dio_step_async },
+	[RD_DIO_BOUNCE64] = { "bounce64", 256 * KIB,  1,             false, true,  dio_step_sync },
+};
+
+static const char *const issue_names[RD_DIO_NR_ISSUE] = {
+	[RD_DIO_INLINE] = "inline",
+	[RD_DIO_PUNT]	= "punt",
+};
+
+/* ---- objects -------------------------------------------------------------------------- */
+
+enum dio_chunk_state {
+	CH_READING,	/* source read in flight */
+	CH_READ,	/* source read finished with res */
+	CH_WRITING,	/* sink write in flight */
+	CH_WRITTEN,	/* sink write finished with res */
+	CH_BUSY,	/* the pumper is committing or aborting it, outside w->lock */
+};
+
+struct dio_chunk {
+	struct rd_dio_write	*w;
+	struct dio_chunk	*prev, *next;	/* the write's live chunks, in file order */
+	uint64_t		pos;		/* offset inside the write */
+	size_t			len;
+	void			*buf;		/* owned chunk buffer, w->buf_cap bytes; NULL if lent */
+	size_t			held;		/* bytes this chunk counts as held */
+	enum dio_chunk_state	state;
+	long			res;
+	struct rd_dio_src_read	rd;
+	struct rd_dio_sink_req	sreq;
+};
+
+enum dio_stop {
+	STOP_NONE,
+	STOP_ERROR,	/* a read fault, a sink or commit error: stop_err */
+	STOP_GONE,	/* the caller went away */
+	STOP_CANCEL,	/* rd_dio_cancel */
+};
+
+struct rd_dio_write {
+	struct rd_dio		*d;
+	const struct dio_strategy *strat;
+	unsigned		sid;		/* enum rd_dio_strategy */
+	struct rd_dio_sink	*sink;
+	struct rd_dio_source	*src;
+	uint64_t		off, len;
+	size_t			chunk;
+	size_t			buf_cap;	/* a chunk buffer's real size (its size class) */
+	unsigned		window;
+	uint64_t		held_limit;	/* window * chunk, or unbounded */
+	bool			dsync;
+	void			(*done)(void *priv, long res);
+	void			*priv;
+	uint64_t		t_start;
+
+	_Atomic unsigned	active;		/* see the lifetime rules at the top */
+	_Atomic unsigned	count;
+
+	pthread_mutex_t		lock;
+	pthread_cond_t		cond;		/* dio_step_sync waits here for callbacks */
+	/* Everything below is under lock. */
+	struct dio_chunk	*head, *tail;
+	unsigned		nchunks;
+	unsigned		reading;	/* chunks in CH_READING */
+	uint64_t		next_pos;	/* where the next chunk starts */
+	uint64_t		stop_pos;	/* nothing at or after it commits; len at first */
+	enum dio_stop		stop_why;
+	int			stop_err;
+	uint64_t		committed;	/* bytes: always the prefix [0, committed) */
+	uint64_t		chunks_committed;
+	bool			issue_done;	/* no chunk will be created: submission ref gone */
+	bool			pumping;	/* a thread is the pumper */
+	bool			again;		/* a callback came while pumping */
+	bool			queued;		/* in the worker queue (holds an active ref) */
+	bool			completing;	/* queued for completion only (active == 0) */
+	void			*spare;		/* one chunk buffer kept for the next chunk */
+	uint64_t		held, held_peak;
+	struct rd_dio_write	*q_next;	/* under d->lock */
+};
+
+struct rd_dio {
+	struct rd_dio_opts	opts;
+	pthread_mutex_t		lock;
+	pthread_cond_t		work_cond;	/* work queued, or stopping */
+	pthread_cond_t		idle_cond;	/* live reached 0 */
+	struct rd_dio_write	*q_head, *q_tail;
+	bool			stopping;
+	uint64_t		live;		/* writes not yet freed */
+	pthread_t		*threads;
+	unsigned		nthreads;
+	void			*pool[DIO_BUF_CLASSES];	/* free buffers, linked through
+								 * their first word */
+	uint64_t		pool_bytes, pool_max;
+	struct dio_stats	stats[RD_DIO_NR_STRATEGIES];
+};
+
+static _Thread_local bool dio_in_worker;
+
+static uint64_t dio_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- chunk buffers -------------------------------------------------------------------- */
+
+/*
+ * Chunk buffers are their own mappings, in power-of-two size classes, kept for reuse up to
+ * pool_max bytes in all (fresh memory costs a page fault per 4 KiB). They are marked
+ * MADV_DONTFORK: a fork of the daemon (a helper, a test's child) must neither share them
+ * copy-on-write while I/O fills them (the old fork-vs-O_DIRECT hazard) nor leave the daemon
+ * a copy fault per page afterwards. Page aligned, hence fit for O_DIRECT.
+ */
+static size_t dio_buf_cap(size_t len)
+{
+	unsigned shift = DIO_BUF_MIN_SHIFT;
+
+	while (((size_t)1 << shift) < len)
+		shift++;
+	return (size_t)1 << shift;
+}
+
+static unsigned dio_buf_class(size_t cap)
+{
+	return (unsigned)__builtin_ctzll(cap) - DIO_BUF_MIN_SHIFT;
+}
+
+static void *dio_buf_get(struct rd_dio *d, size_t cap)
+{
+	unsigned cl = dio_buf_class(cap);
+	void *buf;
+
+	pthread_mutex_lock(&d->lock);
+	buf = d->pool[cl];
+	if (buf) {
+		d->pool[cl] = *(void **)buf;
+		d->pool_bytes -= cap;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (buf)
+		return buf;
+
+	buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return NULL;
+	(void)madvise(buf, cap, MADV_DONTFORK);	/* best effort */
+	return buf;
+}
+
+static void dio_buf_put(struct rd_dio *d, void *buf, size_t cap)
+{
+	unsigned cl = dio_buf_class(cap);
+
+	if (!buf)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (d->pool_bytes + cap <= d->pool_max) {
+		*(void **)buf = d->pool[cl];
+		d->pool[cl] = buf;
+		d->pool_bytes += cap;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (buf)
+		munmap(buf, cap);
+}
+
+/* ---- the worker queue ----------------------------------------------------------------- */
+
+static void dio_push(struct rd_dio *d, struct rd_dio_write *w)
+{
+	pthread_mutex_lock(&d->lock);
+	w->q_next = NULL;
+	if (d->q_tail)
+		d->q_tail->q_next = w;
+	else
+		d->q_head = w;
+	d->q_tail = w;
+	pthread_cond_signal(&d->work_cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/*
+ * Under w->lock: make sure someone looks at w again. Returns true when the caller must
+ * dio_push(w) after unlocking; the queue entry's active reference is already taken (safe:
+ * the caller's chunk or the submission reference is alive, see the lifetime rules).
+ */
+static bool dio_kick_locked(struct rd_dio_write *w)
+{
+	if (w->pumping) {
+		w->again = true;
+		if (w->strat->sync)
+			pthread_cond_signal(&w->cond);
+		return false;
+	}
+	if (w->queued)
+		return false;
+	w->queued = true;
+	atomic_fetch_add_explicit(&w->active, 1, memory_order_relaxed);
+	return true;
+}
+
+/* ---- completion ----------------------------------------------------------------------- */
+
+static void dio_write_free(struct rd_dio_write *w)
+{
+	struct rd_dio *d = w->d;
+
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w);
+
+	pthread_mutex_lock(&d->lock);
+	if (!--d->live)
+		pthread_cond_broadcast(&d->idle_cond);
+	pthread_mutex_unlock(&d->lock);
+	/* d may be gone from here on (rd_dio_destroy was waiting for live == 0). */
+}
+
+void rd_dio_write_get(struct rd_dio_write *w)
+{
+	unsigned old = atomic_fetch_add_explicit(&w->count, 1, memory_order_relaxed);
+
+	assert(old > 0);
+	(void)old;
+}
+
+void rd_dio_write_put(struct rd_dio_write *w)
+{
+	if (!w)
+		return;
+	if (atomic_fetch_sub_explicit(&w->count, 1, memory_order_acq_rel) == 1)
+		dio_write_free(w);
+}
+
+/*
+ * THE place the result of a write is decided. Bytes committed when any were (always a
+ * prefix on a chunk boundary), else why the write stopped. A failed dsync flush wins: the
+ * bytes are in place but not known to be durable.
+ */
+static long dio_result(const struct rd_dio_write *w, int flush_err)
+{
+	if (flush_err)
+		return flush_err;
+	if (w->committed || !w->len)
+		return (long)w->committed;
+	switch (w->stop_why) {
+	case STOP_ERROR:
+		return w->stop_err;
+	case STOP_GONE:
+		return -ESRCH;
+	case STOP_CANCEL:
+		return -EINTR;
+	case STOP_NONE:
+		break;
+	}
+	assert(!"a write of >0 bytes ended with nothing committed and no reason");
+	return -EIO;
+}
+
+/* The last active reference went: runs once, on a dio worker (may block). */
+static void dio_complete(struct rd_dio_write *w)
+{
+	struct dio_stats *st = &w->d->stats[w->sid];
+	int flush_err = 0;
+	long res;
+
+	assert(dio_in_worker);
+	assert(w->issue_done && !w->nchunks && !w->queued);
+	assert(w->committed <= w->stop_pos);
+
+	if (w->dsync && w->committed) {
+		flush_err = w->sink->ops->flush(w->sink);
+		if (flush_err > 0)
+			flush_err = -EIO;
+	}
+	res = dio_result(w, flush_err);
+
+	w->src->ops->put(w->src);	/* the grab taken by the source's constructor */
+	w->src = NULL;
+	if (w->spare) {
+		dio_buf_put(w->d, w->spare, w->buf_cap);
+		w->spare = NULL;
+		dio_stat_chunk(st, 0, -(int64_t)w->buf_cap);
+		w->held -= w->buf_cap;
+	}
+	assert(!w->held);
+
+	if (w->stop_why == STOP_GONE && w->committed < w->len)
+		atomic_fetch_add_explicit(&st->callers_gone, 1, memory_order_relaxed);
+	if (w->stop_why == STOP_CANCEL && w->committed < w->len)
+		atomic_fetch_add_explicit(&st->interrupts, 1, memory_order_relaxed);
+	dio_stat_max(&st->write_held_peak, w->held_peak);
+	dio_stat_done(st, w->len, res, w->chunks_committed, dio_now() - w->t_start);
+
+	w->done(w->priv, res);
+	rd_dio_write_put(w);	/* the reference all activity held together */
+}
+
+/*
+ * Drops an active reference. may_complete: the caller is a worker step or the pumper, where
+ * the completion may run right here. Otherwise (the submitting thread) a last drop queues
+ * the completion to a worker.
+ */
+static void dio_active_put(struct rd_dio_write *w, bool may_complete)
+{
+	unsigned old = atomic_fetch_sub_explicit(&w->active, 1, memory_order_acq_rel);
+
+	assert(old > 0);
+	if (old != 1)
+		return;
+	if (may_complete && dio_in_worker) {
+		dio_complete(w);
+	} else {
+		w->completing = true;
+		dio_push(w->d, w);
+	}
+}
+
+/* ---- the stop position ---------------------------------------------------------------- */
+
+static void dio_stop_locked(struct rd_dio_write *w, uint64_t pos, enum dio_stop why, int err)
+{
+	if (pos >= w->stop_pos)
+		return;
+	w->stop_pos = pos;
+	w->stop_why = why;
+	w->stop_err = err;
+}
+
+/* A finished chunk's failure, if any, fixes the stop position at its start. */
+static void dio_chunk_check_locked(struct rd_dio_write *w, struct dio_chunk *c)
+{
+	if (c->res == (long)c->len)
+		return;
+	if (c->state == CH_READ) {
+		if (c->res == 0)
+			dio_stop_locked(w, c->pos, STOP_GONE, 0);
+		else if (c->res > 0)	/* the readable range ended inside the chunk */
+			dio_stop_locked(w, c->pos, STOP_ERROR, -EFAULT);
+		else
+			dio_stop_locked(w, c->pos, STOP_ERROR, (int)c->res);
+	} else if (c->state == CH_WRITTEN) {
+		dio_stop_locked(w, c->pos, STOP_ERROR, c->res < 0 ? (int)c->res : -EIO);
+	}
+}
+
+/* ---- callbacks from sources and sinks (any thread, never blocking) --------------------- */
+
+static void dio_read_done(struct rd_dio_src_read *rd, long res)
+{
+	struct dio_chunk *c = container_of(rd, struct dio_chunk, rd);
+	struct rd_dio_write *w = c->w;
+	bool push;
+
+	pthread_mutex_lock(&w->lock);
+	assert(c->state == CH_READING);
+	c->res = res;
+	c->state = CH_READ;
+	w->reading--;
+	push = dio_kick_locked(w);
+	pthread_mutex_unlock(&w->lock);
+	/* From here on only the queue reference (if any) keeps w alive. */
+	if (push)
+		dio_push(w->d, w);
+}
+
+static void dio_sink_end_io(struct rd_dio_sink_req *req, long res)
+{
+	struct dio_chunk *c = container_of(req, struct dio_chunk, sreq);
+	struct rd_dio_write *w = c->w;
+	bool push;
+
+	pthread_mutex_lock(&w->lock);
+	assert(c->state == CH_WRITING);
+	c->res = res;
+	c->state = CH_WRITTEN;
+	push = dio_kick_locked(w);
+	pthread_mutex_unlock(&w->lock);
+	if (push)
+		dio_push(w->d, w);
+}
+
+/* ---- the pumper's actions ------------------------------------------------------------- */
+
+enum dio_action {
+	ACT_NONE,
+	ACT_DISCARD,	/* a chunk at/after stop_pos whose I/O is over: abort, release */
+	ACT_COMMIT,	/* the head chunk is written: make its extent visible */
+	ACT_WRITE,	/* a read chunk: hand it to the sink */
+	ACT_ISSUE,	/* room in the window: create the next chunk and read it */
+};
+
+static bool dio_can_write_locked(const struct rd_dio_write *w, bool may_block)
+{
+	if (!may_block && (w->sink->flags & RD_DIO_SINK_MAY_BLOCK))
+		return false;
+	/* pin: the whole range is in memory before the first data write */
+	return !w->strat->read_all_first || (w->issue_done && !w->reading);
+}
+
+/*
+ * Under w->lock: the next thing the pumper can do. may_block: a worker (commits, aborts);
+ * else the submitting thread, which only starts reads and writes. budget: chunks it may
+ * still create.
+ */
+static enum dio_action dio_next_locked(struct rd_dio_write *w, bool may_block,
+				       unsigned budget, struct dio_chunk **cp)
+{
+	struct dio_chunk *c;
+
+	for (c = w->head; c; c = c->next)
+		dio_chunk_check_locked(w, c);
+
+	for (c = w->head; c; c = c->next) {
+		if (c->pos < w->stop_pos)
+			continue;
+		if (c->state == CH_READ ||
+		    (c->state == CH_WRITTEN && (may_block || c->res != (long)c->len))) {
+			*cp = c;
+			return ACT_DISCARD;
+		}
+	}
+
+	c = w->head;
+	if (may_block && c && c->state == CH_WRITTEN && c->pos < w->stop_pos) {
+		*cp = c;
+		return ACT_COMMIT;
+	}
+
+	if (dio_can_write_locked(w, may_block)) {
+		for (c = w->head; c; c = c->next) {
+			if (c->state == CH_READ && c->pos < w->stop_pos) {
+				*cp = c;
+				return ACT_WRITE;
+			}
+		}
+	}
+
+	if (!w->issue_done && w->nchunks < w->window && budget)
+		return ACT_ISSUE;
+	return ACT_NONE;
+}
+
+/* Unlinks c, returns its buffer, drops its active reference (never the last one: the
+ * pumper holds its own). */
+static void dio_chunk_release_locked(struct rd_dio_write *w, struct dio_chunk *c)
+{
+	struct dio_stats *st = &w->d->stats[w->sid];
+	int64_t freed = (int64_t)c->held;
+	unsigned old;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		w->tail = c->prev;
+	w->nchunks--;
+
+	if (c->buf) {
+		if (!w->spare) {
+			w->spare = c->buf;	/* stays held: the next chunk reuses it */
+			freed = 0;
+		} else {
+			dio_buf_put(w->d, c->buf, w->buf_cap);
+		}
+	}
+	w->held -= (uint64_t)freed;
+	dio_stat_chunk(st, -1, -freed);
+	free(c);
+
+	old = atomic_fetch_sub_explicit(&w->active, 1, memory_order_acq_rel);
+	assert(old > 1);
+	(void)old;
+}
+
+static void dio_discard_locked(struct rd_dio_write *w, struct dio_chunk *c)
+{
+	bool written = c->state == CH_WRITTEN && c->res == (long)c->len;
+
+	c->state = CH_BUSY;
+	if (written) {
+		pthread_mutex_unlock(&w->lock);
+		w->sink->ops->abort(w->sink, &c->sreq);
+		pthread_mutex_lock(&w->lock);
+	}
+	dio_chunk_release_locked(w, c);
+}
+
+static void dio_commit_locked(struct rd_dio_write *w, struct dio_chunk *c)
+{
+	int err;
+
+	/* In file order, a contiguous prefix: everything before c is committed. */
+	assert(c == w->head && c->pos == w->committed && c->pos < w->stop_pos);
+	c->state = CH_BUSY;
+	pthread_mutex_unlock(&w->lock);
+	err = w->sink->ops->commit(w->sink, &c->sreq);
+	pthread_mutex_lock(&w->lock);
+	if (err) {
+		dio_stop_locked(w, c->pos, STOP_ERROR, err < 0 ? err : -EIO);
+	} else {
+		w->committed += c->len;
+		w->chunks_committed++;
+	}
+	dio_chunk_release_locked(w, c);
+}
+
+static void dio_write_chunk_locked(struct rd_dio_write *w, struct dio_chunk *c)
+{
+	c->state = CH_WRITING;
+	c->sreq.off = w->off + c->pos;
+	c->sreq.data = c->rd.data;
+	c->sreq.len = c->len;
+	c->sreq.end_io = dio_sink_end_io;
+	c->sreq.sink_priv = NULL;
+	pthread_mutex_unlock(&w->lock);
+	w->sink->ops->write(w->sink, &c->sreq);
+	pthread_mutex_lock(&w->lock);
+}
+
+/* Creates the chunk at next_pos (it takes an active reference) and starts its read. */
+static void dio_issue_locked(struct rd_dio_write *w)
+{
+	struct dio_stats *st = &w->d->stats[w->sid];
+	bool lent = w->src->flags & RD_DIO_SRC_ZERO_COPY;
+	struct dio_chunk *c;
+	int64_t added;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		dio_stop_locked(w, w->next_pos, STOP_ERROR, -ENOMEM);
+		return;
+	}
+	c->w = w;
+	c->pos = w->next_pos;
+	c->len = w->len - c->pos < w->chunk ? (size_t)(w->len - c->pos) : w->chunk;
+	c->state = CH_READING;
+	c->prev = w->tail;
+	if (w->tail)
+		w->tail->next = c;
+	else
+		w->head = c;
+	w->tail = c;
+	w->nchunks++;
+	w->reading++;
+	w->next_pos += c->len;
+	atomic_fetch_add_explicit(&w->active, 1, memory_order_relaxed);
+
+	/* Memory: a lent chunk pins len bytes of the source; an owned one a whole buffer. */
+	if (lent) {
+		c->held = c->len;
+		added = (int64_t)c->len;
+	} else {
+		c->held = w->buf_cap;
+		c->buf = w->spare;
+		added = w->spare ? 0 : (int64_t)w->buf_cap;
+		w->spare = NULL;
+	}
+	w->held += (uint64_t)added;
+	if (w->held > w->held_peak)
+		w->held_peak = w->held;
+	/* The window bound: never more than `window` chunks' worth of memory per write. */
+	assert(w->held <= w->held_limit);
+	dio_stat_chunk(st, 1, added);
+
+	c->rd.pos = c->pos;
+	c->rd.len = c->len;
+	c->rd.done = dio_read_done;
+	pthread_mutex_unlock(&w->lock);
+	if (!lent && !c->buf)
+		c->buf = dio_buf_get(w->d, w->buf_cap);
+	c->rd.buf = c->buf;
+	if (!lent && !c->buf)
+		dio_read_done(&c->rd, -ENOMEM);
+	else
+		w->src->ops->read(w->src, &c->rd);
+	pthread_mutex_lock(&w->lock);
+}
+
+/*
+ * The pumper's loop, under w->lock with w->pumping owned: act until nothing can be done.
+ * Returns the number of chunks created.
+ */
+static unsigned dio_run_locked(struct rd_dio_write *w, bool may_block, unsigned budget)
+{
+	unsigned issued = 0;
+
+	assert(w->pumping);
+	for (;;) {
+		struct dio_chunk *c = NULL;
+		enum dio_action act;
+
+		w->again = false;
+		act = dio_next_locked(w, may_block, budget, &c);
+		switch (act) {
+		case ACT_NONE:
+			break;
+		case ACT_DISCARD:
+			dio_discard_locked(w, c);
+			break;
+		case ACT_COMMIT:
+			dio_commit_locked(w, c);
+			break;
+		case ACT_WRITE:
+			dio_write_chunk_locked(w, c);
+			break;
+		case ACT_ISSUE:
+			dio_issue_locked(w);
+			budget--;
+			issued++;
+			break;
+		}
+		if (!w->issue_done && w->next_pos >= w->stop_pos) {
+			/* No chunk will ever be created again: the submission reference goes. */
+			w->issue_done = true;
+			unsigned old = atomic_fetch_sub_explicit(&w->active, 1,
+								  memory_order_acq_rel);
+			assert(old > 1);
+			(void)old;
+			continue;
+		}
+		if (act == ACT_NONE)
+			return issued;
+	}
+}
+
+/* Claims the pumper role for a worker step; false if another thread has it (told again). */
+static bool dio_claim_locked(struct rd_dio_write *w)
+{
+	w->queued = false;
+	if (w->pumping) {
+		w->again = true;
+		if (w->strat->sync)
+			pthread_cond_signal(&w->cond);
+		return false;
+	}
+	w->pumping = true;
+	return true;
+}
+
+/* refctx, pin, chunk: do what can be done now, return the worker to the pool. */
+static void dio_step_async(struct rd_dio_write *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (dio_claim_locked(w)) {
+		dio_run_locked(w, true, UINT_MAX);
+		w->pumping = false;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* bounce64: the worker stays with the write until its last chunk is released. */
+static void dio_step_sync(struct rd_dio_write *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (dio_claim_locked(w)) {
+		for (;;) {
+			dio_run_locked(w, true, UINT_MAX);
+			if (w->issue_done && !w->nchunks)
+				break;
+			while (!w->again)
+				pthread_cond_wait(&w->cond, &w->lock);
+		}
+		w->pumping = false;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *dio_worker(void *arg)
+{
+	struct rd_dio *d = arg;
+
+	dio_in_worker = true;
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		struct rd_dio_write *w;
+
+		while (!d->q_head && !d->stopping)
+			pthread_cond_wait(&d->work_cond, &d->lock);
+		w = d->q_head;
+		if (!w)
+			break;
+		d->q_head = w->q_next;
+		if (!d->q_head)
+			d->q_tail = NULL;
+		pthread_mutex_unlock(&d->lock);
+
+		if (w->completing) {
+			dio_complete(w);
+		} else {
+			w->strat->step(w);
+			dio_active_put(w, true);	/* the queue entry's reference */
+		}
+		pthread_mutex_lock(&d->lock);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* ---- the public API ------------------------------------------------------------------- */
+
+const char *rd_dio_strategy_name(unsigned s)
+{
+	return s < RD_DIO_NR_STRATEGIES ? strategies[s].name : NULL;
+}
+
+int rd_dio_strategy_parse(const char *name)
+{
+	for (unsigned i = 0; name && i < RD_DIO_NR_STRATEGIES; i++)
+		if (!strcmp(name, strategies[i].name))
+			return (int)i;
+	return -EINVAL;
+}
+
+const char *rd_dio_issue_name(unsigned i)
+{
+	return i < RD_DIO_NR_ISSUE ? issue_names[i] : NULL;
+}
+
+int rd_dio_issue_parse(const char *name)
+{
+	for (unsigned i = 0; name && i < RD_DIO_NR_ISSUE; i++)
+		if (!strcmp(name, issue_names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
+void rd_dio_source_put(struct rd_dio_source *src)
+{
+	if (src)
+		src->ops->put(src);
+}
+
+int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out)
+{
+	struct rd_dio *d;
+	int ret = -ENOMEM;
+
+	*out = NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	if (opts)
+		d->opts = *opts;
+	if (!d->opts.workers)
+		d->opts.workers = 2;
+	if (!d->opts.chunk)
+		d->opts.chunk = MIB;
+	if (!d->opts.window)
+		d->opts.window = 8;
+	if (!d->opts.inline_chunks)
+		d->opts.inline_chunks = 8;
+	if (!d->opts.pool_bufs)
+		d->opts.pool_bufs = 32;
+	if (d->opts.workers > 256 || d->opts.window > 65536 || d->opts.chunk > DIO_CHUNK_MAX) {
+		ret = -EINVAL;
+		goto err_free;
+	}
+
+	d->pool_max = (uint64_t)d->opts.pool_bufs * d->opts.chunk;
+	d->threads = calloc(d->opts.workers, sizeof(*d->threads));
+	if (!d->threads)
+		goto err_free;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->work_cond, NULL);
+	pthread_cond_init(&d->idle_cond, NULL);
+
+	for (; d->nthreads < d->opts.workers; d->nthreads++) {
+		int err = pthread_create(&d->threads[d->nthreads], NULL, dio_worker, d);
+
+		if (err) {
+			ret = -err;
+			goto err_stop;
+		}
+	}
+	*out = d;
+	return 0;
+
+err_stop:
+	rd_dio_destroy(d);
+	return ret;
+err_free:
+	free(d->threads);
+	free(d);
+	return ret;
+}
+
+void rd_dio_destroy(struct rd_dio *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->lock);
+	while (d->live)
+		pthread_cond_wait(&d->idle_cond, &d->lock);
+	d->stopping = true;
+	pthread_cond_broadcast(&d->work_cond);
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->nthreads; i++)
+		pthread_join(d->threads[i], NULL);
+	for (unsigned cl = 0; cl < DIO_BUF_CLASSES; cl++) {
+		while (d->pool[cl]) {
+			void *buf = d->pool[cl];
+
+			d->pool[cl] = *(void **)buf;
+			munmap(buf, (size_t)1 << (cl + DIO_BUF_MIN_SHIFT));
+		}
+	}
+	pthread_cond_destroy(&d->idle_cond);
+	pthread_cond_destroy(&d->work_cond);
+	pthread_mutex_destroy(&d->lock);
+	free(d->threads);
+	free(d);
+}
+
+int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_source *src,
+		  const struct rd_dio_args *a, struct rd_dio_write **handle)
+{
+	const struct dio_strategy *strat;
+	struct rd_dio_write *w;
+	struct dio_chunk *c;
+	struct dio_stats *st;
+	bool inline_issue, push = false;
+	unsigned issued;
+	size_t chunk;
+	int ret;
+
+	if (handle)
+		*handle = NULL;
+	ret = -EINVAL;
+	if (!d || !sink || !sink->ops || !src || !a || !a->done ||
+	    a->strategy >= RD_DIO_NR_STRATEGIES || a->issue >= RD_DIO_NR_ISSUE ||
+	    a->window > 65536)
+		goto err_src;
+	strat = &strategies[a->strategy];
+	chunk = a->chunk ? a->chunk : strat->chunk ? strat->chunk : d->opts.chunk;
+	if (sink->max_chunk && chunk > sink->max_chunk)
+		chunk = sink->max_chunk;
+	if (chunk > DIO_CHUNK_MAX)
+		goto err_src;
+	ret = -EFBIG;
+	if (a->off > INT64_MAX || src->len > INT64_MAX - a->off)
+		goto err_src;
+	ret = -ENOMEM;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		goto err_src;
+
+	w->d = d;
+	w->strat = strat;
+	w->sid = a->strategy;
+	w->sink = sink;
+	w->src = src;
+	w->off = a->off;
+	w->len = src->len;
+	w->chunk = chunk;
+	w->buf_cap = dio_buf_cap(chunk);
+	w->window = strat->window ? strat->window : a->window ? a->window : d->opts.window;
+	w->held_limit = w->window == DIO_UNBOUNDED ? UINT64_MAX :
+			(uint64_t)w->window * w->buf_cap;
+	w->dsync = a->dsync;
+	w->done = a->done;
+	w->priv = a->priv;
+	w->stop_pos = w->len;
+	w->t_start = dio_now();
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	/* The submission reference, plus the submitter's own (inline) or the first queue
+	 * entry's (punt). count: all activity together, plus the caller's handle. */
+	atomic_init(&w->active, 2);
+	atomic_init(&w->count, handle ? 2 : 1);
+	if (handle)
+		*handle = w;
+
+	pthread_mutex_lock(&d->lock);
+	d->live++;
+	pthread_mutex_unlock(&d->lock);
+
+	st = &d->stats[w->sid];
+	inline_issue = a->issue == RD_DIO_INLINE && !strat->sync &&
+		       !(src->flags & RD_DIO_SRC_MAY_BLOCK);
+	if (!inline_issue) {
+		atomic_fetch_add_explicit(&st->punted_submits, 1, memory_order_relaxed);
+		w->queued = true;
+		dio_push(d, w);
+		return 0;
+	}
+
+	/* Inline: start the first chunks on this thread; leave blocking work to a worker. */
+	pthread_mutex_lock(&w->lock);
+	w->pumping = true;
+	issued = dio_run_locked(w, false, d->opts.inline_chunks);
+	w->pumping = false;
+	if (dio_next_locked(w, true, UINT_MAX, &c) != ACT_NONE)
+		push = dio_kick_locked(w);
+	pthread_mutex_unlock(&w->lock);
+	if (push)
+		dio_push(d, w);
+	atomic_fetch_add_explicit(issued ? &st->inline_submits : &st->punted_submits, 1,
+				  memory_order_relaxed);
+	dio_active_put(w, false);	/* the submitter's reference */
+	return 0;
+
+err_src:
+	rd_dio_source_put(src);
+	return ret;
+}
+
+void rd_dio_cancel(struct rd_dio_write *w)
+{
+	bool push = false;
+
+	pthread_mutex_lock(&w->lock);
+	/* Activity is alive iff issue is not done or chunks remain (see the lifetime rules). */
+	if (!w->issue_done || w->nchunks) {
+		uint64_t pos = w->next_pos;
+
+		/* The boundary: the first chunk not yet handed to the sink. */
+		for (struct dio_chunk *c = w->head; c; c = c->next) {
+			if (c->state == CH_READING || c->state == CH_READ) {
+				pos = c->pos;
+				break;
+			}
+		}
+		dio_stop_locked(w, pos, STOP_CANCEL, -EINTR);
+		push = dio_kick_locked(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (push)
+		dio_push(w->d, w);
+}
+
+struct dio_waiter {
+	pthread_mutex_t	lock;
+	pthread_cond_t	cond;
+	bool		done;
+	long		res;
+};
+
+static void dio_waiter_done(void *priv, long res)
+{
+	struct dio_waiter *wt = priv;
+
+	pthread_mutex_lock(&wt->lock);
+	wt->res = res;
+	wt->done = true;
+	pthread_cond_signal(&wt->cond);
+	pthread_mutex_unlock(&wt->lock);
+}
+
+long rd_dio_pwrite(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_source *src,
+		   const struct rd_dio_args *a)
+{
+	struct dio_waiter wt = { .done = false };
+	struct rd_dio_args args;
+	int ret;
+
+	if (!a) {
+		rd_dio_source_put(src);
+		return -EINVAL;
+	}
+	args = *a;
+	args.done = dio_waiter_done;
+	args.priv = &wt;
+	pthread_mutex_init(&wt.lock, NULL);
+	pthread_cond_init(&wt.cond, NULL);
+	ret = rd_dio_submit(d, sink, src, &args, NULL);
+	if (ret < 0) {
+		wt.res = ret;
+		goto out;
+	}
+	pthread_mutex_lock(&wt.lock);
+	while (!wt.done)
+		pthread_cond_wait(&wt.cond, &wt.lock);
+	pthread_mutex_unlock(&wt.lock);
+out:
+	pthread_cond_destroy(&wt.cond);
+	pthread_mutex_destroy(&wt.lock);
+	return wt.res;
+}
+
+int rd_dio_stats(struct rd_dio *d, unsigned s, struct rd_dio_stats *out)
+{
+	if (!d || s >= RD_DIO_NR_STRATEGIES || !out)
+		return -EINVAL;
+	dio_stat_read(&d->stats[s], out);
+	return 0;
+}
+
+void rd_dio_stats_reset(struct rd_dio *d)
+{
+	for (unsigned i = 0; i < RD_DIO_NR_STRATEGIES; i++)
+		dio_stat_reset(&d->stats[i]);
+}
