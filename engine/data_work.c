@@ -11,6 +11,12 @@
  * a thread that needs nothing from the workers (I/O completes on I/O threads, commits in
  * their own thread): no deadlock, whatever the number of workers.
  *
+ * The direct-write sink (dio_fs.c) also queues here the begins that may wait (a busy
+ * range, an edge block to read). Its chunks commit on dio workers, not here; a chunk that
+ * holds a range lock may wait for earlier chunks of its write, but those have all begun
+ * already (dio_fs.c begins a write's chunks in file order), so they too need nothing from
+ * the workers, and the argument above still holds.
+ *
  * Must never: run a work item on an I/O thread, or exit while items are queued.
  */
 #include <errno.h>
