@@ -274,10 +274,18 @@ static void alloc_free_all(struct rd_alloc *a)
  * node to fresh space before the old copies free up, so a device filled to the last
  * bucket by user data could never checkpoint (or close cleanly) again.
  */
-static uint64_t alloc_meta_reserve(uint64_t usable)
+/* Buckets user data may never take: 1/32 of the space, and never less than what a
+ * checkpoint of RD_ALLOC_MIN_CKPT_NODES nodes needs (the b-trees checkpoint before their
+ * dirty nodes outgrow the room left, see rd_alloc_btree_room), within a quarter. */
+#define RD_ALLOC_MIN_CKPT_NODES	48
+
+static uint64_t alloc_meta_reserve(uint64_t usable, uint64_t nodes_per_bucket)
 {
 	uint64_t r = usable / 32;
+	uint64_t ckpt = (RD_ALLOC_MIN_CKPT_NODES + nodes_per_bucket - 1) / nodes_per_bucket;
 
+	if (r < ckpt)
+		r = ckpt;
 	if (r < 2)
 		r = 2;
 	if (r > usable / 4)
@@ -345,7 +353,8 @@ int rd_alloc_init(struct rd_store *s)
 		}
 	}
 
-	a->meta_reserve = alloc_meta_reserve(a->last - a->first);
+	a->meta_reserve = alloc_meta_reserve(a->last - a->first,
+					     a->bucket_sectors / a->node_sectors);
 	a->nr_class[ALLOC_CLASS_NONE] = a->nbuckets;
 	for (i = 0; i < a->nbuckets; i++) {
 		a->user_sectors += a->b[i].dirty_sectors;

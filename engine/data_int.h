@@ -1,6 +1,6 @@
 /*
- * data_int.h - what the files of the data path share (extents.c, data_*.c); nothing else
- * includes it.
+ * data_int.h - what the files of the data path share (extents.c, data_*.c, and dio_fs.c,
+ * the direct-write sink built on the chunk-level write); nothing else includes it.
  *
  * Owns: the per-inode data state (struct rd_data_inode: the block range locks), the
  * filesystem-wide data state (struct rd_data_fs: the workers that run the asynchronous
@@ -97,6 +97,10 @@ int rd_data_read_raw(struct rd_fs *fs, struct rd_inode *ip, void *buf, size_t le
 #define RD_DATA_WR_LOCKED	(1u << 16)	/* caller holds a range lock covering it */
 #define RD_DATA_WR_NO_EXTEND	(1u << 17)	/* never moves i_size (zeroing inside it) */
 #define RD_DATA_WR_INTERNAL	(1u << 18)	/* not a user write: no write stats */
+#define RD_DATA_WR_PIECE	(1u << 19)	/* a piece of a larger user write (of
+						 * rd_data_write, or a dio chunk): its bytes
+						 * count in write_bytes, the write is counted
+						 * once by whoever cut it */
 
 /*
  * A synchronous write of [off, off + len) through the rd_data_wr steps, cut into pieces of

@@ -30,8 +30,6 @@
 #include "extents.h"
 #include "io.h"
 
-#define RD_DATA_WR_PIECE	(1u << 19)	/* a piece of rd_data_write: counted there */
-
 struct wr_region {
 	struct rd_alloc_span span;	/* where it was written; its reference until release */
 	uint64_t sector;		/* first file sector */

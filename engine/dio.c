@@ -64,6 +64,7 @@
 #define MIB		(1024ul * 1024)
 #define DIO_UNBOUNDED	UINT_MAX
 #define DIO_CHUNK_MAX	(1ul << 30)
+#define DIO_MAX_THREADS	512		/* workers, including those of sync steps */
 #define DIO_BUF_MIN_SHIFT 12		/* chunk buffers come in powers of two from 4 KiB */
 #define DIO_BUF_CLASSES	(64 - DIO_BUF_MIN_SHIFT)
 
@@ -180,8 +181,9 @@ struct rd_dio {
 	struct rd_dio_write	*q_head, *q_tail;
 	bool			stopping;
 	uint64_t		live;		/* writes not yet freed */
-	pthread_t		*threads;
-	unsigned		nthreads;
+	pthread_t		*threads;	/* DIO_MAX_THREADS slots */
+	unsigned		nthreads;	/* started (under lock once running) */
+	unsigned		in_sync;	/* workers inside a sync step (lock) */
 	void			*pool[DIO_BUF_CLASSES];	/* free buffers, linked through
 								 * their first word */
 	uint64_t		pool_bytes, pool_max;
@@ -524,8 +526,12 @@ static enum dio_action dio_next_locked(struct rd_dio_write *w, bool may_block,
 		return ACT_COMMIT;
 	}
 
+	/* The sink gets chunks in file order: the first chunk not yet handed to it goes
+	 * next, once its read is done (a sink may then lock ranges in ascending order). */
 	if (dio_can_write_locked(w, may_block)) {
 		for (c = w->head; c; c = c->next) {
+			if (c->state == CH_READING)
+				break;
 			if (c->state == CH_READ && c->pos < w->stop_pos) {
 				*cp = c;
 				return ACT_WRITE;
@@ -618,6 +624,22 @@ static void dio_write_chunk_locked(struct rd_dio_write *w, struct dio_chunk *c)
 	pthread_mutex_lock(&w->lock);
 }
 
+/*
+ * The length of the chunk starting at pos: w->chunk, or what is left; with
+ * RD_DIO_SINK_ALIGN_CHUNKS it ends at the next file offset that is a multiple of w->chunk
+ * (only the first chunk is then shorter).
+ */
+static size_t dio_chunk_len(const struct rd_dio_write *w, uint64_t pos)
+{
+	uint64_t n = w->chunk;
+
+	if (w->sink->flags & RD_DIO_SINK_ALIGN_CHUNKS)
+		n = w->chunk - (w->off + pos) % w->chunk;
+	if (n > w->len - pos)
+		n = w->len - pos;
+	return (size_t)n;
+}
+
 /* Creates the chunk at next_pos (it takes an active reference) and starts its read. */
 static void dio_issue_locked(struct rd_dio_write *w)
 {
@@ -633,7 +655,7 @@ static void dio_issue_locked(struct rd_dio_write *w)
 	}
 	c->w = w;
 	c->pos = w->next_pos;
-	c->len = w->len - c->pos < w->chunk ? (size_t)(w->len - c->pos) : w->chunk;
+	c->len = dio_chunk_len(w, c->pos);
 	c->state = CH_READING;
 	c->prev = w->tail;
 	if (w->tail)
@@ -766,6 +788,32 @@ static void dio_step_sync(struct rd_dio_write *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
+static void *dio_worker(void *arg);
+
+/*
+ * A sync step (bounce64) keeps its worker until the write ends, and the write may wait
+ * for chunks of other writes to commit (a range lock in the sink): those commits need a
+ * free worker. So, like the kernel's old dio that ran in the caller's own thread, every
+ * write in a sync step gets a thread of its own: the pool grows so that `workers` threads
+ * stay outside sync steps (up to DIO_MAX_THREADS in all; threads are kept until destroy).
+ */
+static void dio_sync_enter(struct rd_dio *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->in_sync++;
+	if (d->nthreads - d->in_sync < d->opts.workers && d->nthreads < DIO_MAX_THREADS &&
+	    !pthread_create(&d->threads[d->nthreads], NULL, dio_worker, d))
+		d->nthreads++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void dio_sync_exit(struct rd_dio *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->in_sync--;
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void *dio_worker(void *arg)
 {
 	struct rd_dio *d = arg;
@@ -787,6 +835,11 @@ static void *dio_worker(void *arg)
 
 		if (w->completing) {
 			dio_complete(w);
+		} else if (w->strat->sync) {
+			dio_sync_enter(d);
+			w->strat->step(w);
+			dio_sync_exit(d);
+			dio_active_put(w, true);	/* the queue entry's reference */
 		} else {
 			w->strat->step(w);
 			dio_active_put(w, true);	/* the queue entry's reference */
@@ -858,7 +911,7 @@ int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out)
 	}
 
 	d->pool_max = (uint64_t)d->opts.pool_bufs * d->opts.chunk;
-	d->threads = calloc(d->opts.workers, sizeof(*d->threads));
+	d->threads = calloc(DIO_MAX_THREADS, sizeof(*d->threads));
 	if (!d->threads)
 		goto err_free;
 	pthread_mutex_init(&d->lock, NULL);

@@ -78,7 +78,11 @@ struct rd_dio_sink_req {
 };
 
 struct rd_dio_sink_ops {
-	/* Write req's bytes to new space; must not block unless RD_DIO_SINK_MAY_BLOCK. */
+	/*
+	 * Write req's bytes to new space; must not block unless RD_DIO_SINK_MAY_BLOCK. The
+	 * chunks of one write arrive in file order (each once its source read is done), and
+	 * complete in any order.
+	 */
 	void	(*write)(struct rd_dio_sink *sink, struct rd_dio_sink_req *req);
 	/*
 	 * Make the extent written by req visible. Called from a dio worker (may block), only
@@ -93,6 +97,10 @@ struct rd_dio_sink_ops {
 };
 
 #define RD_DIO_SINK_MAY_BLOCK	(1u << 0)	/* write() may block: no inline issue */
+/* Cut chunks at file offsets that are multiples of the chunk size (the first chunk of a
+ * write is shorter when the write starts between two): with a chunk size that is a multiple
+ * of the sink's block, no two chunks of one write then share a block. */
+#define RD_DIO_SINK_ALIGN_CHUNKS (1u << 1)
 
 /* Embedded in the layer's own object (container_of). Must outlive every write using it. */
 struct rd_dio_sink {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -104,6 +105,33 @@ static int parse_seconds(const char *name, const char *v, double *out)
 	return 0;
 }
 
+/* chunk=: bytes with an optional K/M suffix, a multiple of 4 KiB from 4 KiB to 64 MiB. */
+static int parse_chunk(const char *v, unsigned *out)
+{
+	unsigned long long x;
+	char *end;
+
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (!errno && end != v) {
+		if (*end == 'k' || *end == 'K') {
+			x <<= 10;
+			end++;
+		} else if (*end == 'm' || *end == 'M') {
+			x <<= 20;
+			end++;
+		}
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+	}
+	if (errno || end == v || *end || x < 4096 || x > (64ull << 20) || x % 4096) {
+		mount_err("-o chunk=%s: expected a multiple of 4K from 4K to 64M", v);
+		return -EINVAL;
+	}
+	*out = (unsigned)x;
+	return 0;
+}
+
 static int parse_one(struct rd_mount_opts *o, char *opt)
 {
 	char *val = strchr(opt, '=');
@@ -148,6 +176,33 @@ static int parse_one(struct rd_mount_opts *o, char *opt)
 			return parse_uint(opt, val, 1, 64, &o->threads);
 		if (!strcmp(opt, "max_background"))
 			return parse_uint(opt, val, 1, 65535, &o->max_background);
+		if (!strcmp(opt, "strategy")) {
+			int v = rd_dio_strategy_parse(val);
+
+			if (v < 0) {
+				mount_err("-o strategy=%s: expected refctx, pin, chunk or bounce64",
+					  val);
+				return -EINVAL;
+			}
+			o->dio_strategy = (unsigned)v;
+			return 0;
+		}
+		if (!strcmp(opt, "issue")) {
+			int v = rd_dio_issue_parse(val);
+
+			if (v < 0) {
+				mount_err("-o issue=%s: expected inline or punt", val);
+				return -EINVAL;
+			}
+			o->dio_issue = (unsigned)v;
+			return 0;
+		}
+		if (!strcmp(opt, "window"))
+			return parse_uint(opt, val, 1, 65536, &o->dio_window);
+		if (!strcmp(opt, "chunk"))
+			return parse_chunk(val, &o->dio_chunk);
+		if (!strcmp(opt, "dio_workers"))
+			return parse_uint(opt, val, 1, 64, &o->dio_workers);
 		if (!strcmp(opt, "attr_timeout"))
 			return parse_seconds(opt, val, &o->attr_timeout);
 		if (!strcmp(opt, "entry_timeout"))
@@ -210,6 +265,14 @@ void rd_mount_usage(FILE *f)
 "     max_background=N       asynchronous requests the kernel may queue (default 64)\n"
 "     attr_timeout=S         seconds the kernel caches attributes (default 1)\n"
 "     entry_timeout=S        seconds the kernel caches names (default 1)\n"
+"     strategy=S             how writes reach the disk: refctx (default: a window of\n"
+"                            chunks in flight), pin (all read first), chunk (one chunk\n"
+"                            at a time), bounce64 (synchronous 256K steps)\n"
+"     window=W               refctx chunks in flight per write (default 8)\n"
+"     chunk=SIZE             chunk size, 4K..64M in 4K steps (default 1M)\n"
+"     issue=inline|punt      inline (default): the request's thread starts the first\n"
+"                            chunks; punt: always a dio worker\n"
+"     dio_workers=N          dio worker threads (default 4)\n"
 "     fsname=NAME, subtype=NAME, and the generic mount flags (nosuid, nodev, noexec,\n"
 "     noatime, ...) are passed on; an unknown option is an error.\n");
 }
@@ -224,6 +287,11 @@ int rd_mount_parse(int argc, char **argv, struct rd_mount_opts *o)
 	o->max_background = 64;
 	o->attr_timeout = 1.0;
 	o->entry_timeout = 1.0;
+	o->dio_strategy = RD_DIO_REFCTX;
+	o->dio_issue = RD_DIO_INLINE;
+	o->dio_window = 8;
+	o->dio_chunk = 1u << 20;
+	o->dio_workers = 4;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -362,11 +430,25 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	char why[256] = "";
 	int ret, status = 1, cret;
 
+	struct rd_dio_opts dopts = { .workers = d->opts.dio_workers,
+				     .chunk = d->opts.dio_chunk,
+				     .window = d->opts.dio_window };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	d->t_start = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	ret = rd_fs_open(d->opts.image, &fso, &d->fs, why, sizeof(why));
 	if (ret) {
 		mount_err("%s: %s%s%s", d->opts.image, rd_strerror(ret), why[0] ? ": " : "", why);
 		tell_parent(notify_fd, 1);
 		return 1;
+	}
+	ret = rd_dio_create(&dopts, &d->dio);
+	if (!ret)
+		ret = rd_ioctl_init(d);
+	if (ret) {
+		mount_err("starting the dio engine: %s", rd_strerror(ret));
+		goto close_fs;
 	}
 
 	fargv[fargc++] = (char *)"refdio";
@@ -377,6 +459,7 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	fargv[fargc] = NULL;
 	args = (struct fuse_args)FUSE_ARGS_INIT(fargc, fargv);
 	d->se = fuse_session_new(&args, rd_fuse_ops(), sizeof(*rd_fuse_ops()), d);
+	fuse_opt_free_args(&args);	/* parsing may have copied them */
 	if (!d->se) {
 		mount_err("could not start a FUSE session with options '%s'", d->opts.fuse_opts);
 		goto close_fs;
@@ -414,7 +497,11 @@ static int serve(struct rd_daemon *d, int notify_fd)
 		mount_err("receiving requests: %s", strerror(-ret));
 
 	/* Teardown in the order daemon.h documents. */
+	rd_ioctl_stop(d);
 	rd_daemon_drain(d);
+	rd_dio_destroy(d->dio);
+	d->dio = NULL;
+	rd_ioctl_exit(d);
 	cret = rd_fs_close(d->fs);
 	d->fs = NULL;
 	if (cret) {
@@ -431,6 +518,9 @@ unmount:
 destroy:
 	fuse_session_destroy(d->se);
 close_fs:
+	rd_dio_destroy(d->dio);
+	d->dio = NULL;
+	rd_ioctl_exit(d);
 	rd_fs_close(d->fs);
 	tell_parent(notify_fd, 1);
 	return 1;

@@ -5,9 +5,15 @@
  * options. fuse/ops.c maps FUSE operations onto engine/fs.h; fuse/loop.c receives the
  * requests; fuse/daemon.c parses options, starts, detaches and tears down.
  *
- * Teardown order (daemon.c keeps it): the loop stops receiving; every request still in
- * flight is answered (rd_daemon_drain); the filesystem is closed (flushed, marked clean);
- * then the kernel side is unmounted and the session destroyed.
+ * Every write goes through the dio engine (d->dio, engine/dio.h) into the filesystem's
+ * dio sink (engine/dio_fs.h): FUSE writes straight from their receive buffer, the ioctls
+ * of fuse/ioctl.c from the caller's own memory.
+ *
+ * Teardown order (daemon.c keeps it): the loop stops receiving; asynchronous ioctl writes
+ * are cut at their next chunk boundary (rd_ioctl_stop); every request still in flight is
+ * answered (rd_daemon_drain); the dio engine waits for its last write and stops
+ * (rd_dio_destroy); the ioctl state goes (rd_ioctl_exit); the filesystem is closed
+ * (flushed, marked clean); then the kernel side is unmounted and the session destroyed.
  */
 #ifndef RD_DAEMON_H
 #define RD_DAEMON_H
@@ -18,6 +24,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "dio.h"
 #include "fs.h"
 #include "rbuf.h"
 
@@ -36,6 +43,12 @@ struct rd_mount_opts {
 	unsigned	max_background;
 	double		attr_timeout;
 	double		entry_timeout;
+	/* Direct writes (every write of the mount): the defaults an ioctl may override. */
+	unsigned	dio_strategy;		/* enum rd_dio_strategy */
+	unsigned	dio_issue;		/* enum rd_dio_issue */
+	unsigned	dio_window;		/* refctx chunks in flight per write */
+	unsigned	dio_chunk;		/* bytes */
+	unsigned	dio_workers;		/* dio worker threads */
 	char		fuse_opts[1024];	/* options handed to libfuse, comma separated */
 };
 
@@ -45,6 +58,9 @@ struct rd_daemon {
 	struct rd_mount_opts	opts;
 	struct rd_rbuf_pool	pool;
 	uint64_t		lost_found_ino;
+	struct rd_dio		*dio;
+	struct rd_ioctl		*ioc;		/* ioctl.c's state: asynchronous writes */
+	uint64_t		t_start;	/* CLOCK_MONOTONIC ns at mount */
 
 	/* Requests whose reply is still to be sent (asynchronous completions). */
 	atomic_long		inflight;
@@ -60,6 +76,24 @@ void rd_daemon_begin(struct rd_daemon *d);
 void rd_daemon_end(struct rd_daemon *d);
 /* Waits until no reply is outstanding. */
 void rd_daemon_drain(struct rd_daemon *d);
+
+/* The ioctls (ioctl.c): REFDIO_IOC_* of refdio_ioctl.h. */
+int rd_ioctl_init(struct rd_daemon *d);
+/* Cuts every running asynchronous write at its next chunk boundary (teardown). */
+void rd_ioctl_stop(struct rd_daemon *d);
+/* After rd_dio_destroy: frees what is left. */
+void rd_ioctl_exit(struct rd_daemon *d);
+void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		 struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+		 size_t in_bufsz, size_t out_bufsz);
+
+/* What an open file remembers (ops.c sets it at open, ioctl.c reads it). */
+struct rd_fh {
+	int flags;	/* open(2) flags */
+};
+
+/* Whether writes through this open file (or the whole mount) are O_DSYNC. */
+bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flags);
 
 /* Parses `refdio mount` arguments (argv[0] is "mount" or the program name in the
  * mount-helper form). Prints a message and returns -EINVAL on a bad option. */

@@ -11,7 +11,8 @@
  *    reference (rd_fs_iget); the kernel returns them with forget. If the reply fails (the
  *    request was interrupted), the reference is dropped here at once.
  *  - A write keeps its receive buffer (rbuf.h) referenced until its completion: the data
- *    goes to disk straight from the buffer libfuse received it into.
+ *    goes to disk straight from the buffer libfuse received it into (the dio engine's
+ *    rbuf source holds the reference).
  *  - Each asynchronous request counts in d->inflight from dispatch to reply, so teardown
  *    can wait for all of them (rd_daemon_drain).
  */
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "dio_fs.h"
 #include "io.h"
 
 #define RD_MAX_WRITE	(1u << 20)	/* libfuse 3.14's cap on one FUSE_WRITE */
@@ -148,6 +150,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* REFDIO_IOC_STATS works on directories too, the root included. */
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR;
 	if (d->opts.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
@@ -337,11 +342,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* ---- files ------------------------------------------------------------------------------ */
 
-/* What an open file remembers: the flags that change how writes behave. */
-struct rd_fh {
-	int flags;
-};
-
 static int fh_new(struct rd_daemon *d, struct fuse_file_info *fi)
 {
 	struct rd_fh *fh = malloc(sizeof(*fh));
@@ -472,45 +472,83 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 struct write_ctx {
 	fuse_req_t req;
-	struct rd_rbuf *rbuf;	/* the receive buffer holding the payload, referenced */
+	struct rd_daemon *d;
 };
 
-static void write_done(void *priv, ssize_t res)
+static void write_done(void *priv, long res)
 {
 	struct write_ctx *c = priv;
-	struct rd_daemon *d = D(c->req);
+	struct rd_daemon *d = c->d;
 
 	if (res < 0)
 		fuse_reply_err(c->req, (int)-res);
 	else
 		fuse_reply_write(c->req, (size_t)res);
-	if (c->rbuf)
-		rd_rbuf_put(c->rbuf);
 	free(c);
 	rd_daemon_end(d);
 }
 
+/* The receive buffer's reference, as the rbuf source takes and drops it. */
+static void write_rbuf_get(void *owner)
+{
+	rd_rbuf_ref(owner);
+}
+
+static void write_rbuf_put(void *owner)
+{
+	rd_rbuf_put(owner);
+}
+
+/*
+ * Every write goes through the dio engine with the mount's strategy, window, chunk and
+ * issue mode, so `refdio stats` counts ordinary writes too. The source is the receive
+ * buffer itself (zero copy: the payload lies page aligned in it, referenced until the
+ * write completes). Small and unaligned writes take the same path: the filesystem's sink
+ * reads back and merges their edge blocks on a data worker (dio_fs.c).
+ */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct rd_daemon *d = D(req);
 	struct rd_fh *fh = (struct rd_fh *)(uintptr_t)fi->fh;
-	struct write_ctx *c = malloc(sizeof(*c));
-	unsigned flags = 0;
+	struct rd_rbuf *rb = rd_rbuf_current();
+	struct rd_dio_args a = {
+		.off = (uint64_t)off, .strategy = d->opts.dio_strategy,
+		.issue = d->opts.dio_issue, .window = d->opts.dio_window,
+		.chunk = d->opts.dio_chunk, .done = write_done,
+	};
+	struct rd_dio_source *src = NULL;
+	struct write_ctx *c;
+	int ret = -ENOMEM;
 
-	if (!c) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	/* The kernel reports O_DSYNC/O_SYNC per write (RWF_DSYNC included) in fi->flags. */
-	if ((fi->flags | (fh ? fh->flags : 0)) & (O_DSYNC | O_SYNC) || d->opts.sync)
-		flags |= RD_WRITE_DSYNC;
+	c = malloc(sizeof(*c));
+	if (!c)
+		goto err;
 	c->req = req;
-	c->rbuf = rd_rbuf_current();
-	if (c->rbuf)
-		rd_rbuf_ref(c->rbuf);	/* the payload stays valid until write_done */
+	c->d = d;
+	a.priv = c;
+	/* The kernel reports O_DSYNC/O_SYNC per write (RWF_DSYNC included) in fi->flags. */
+	a.dsync = rd_fh_dsync(d, fh, fi->flags);
+	if (rb) {
+		struct rd_dio_rbuf drb = { .data = buf, .len = size, .get = write_rbuf_get,
+					   .put = write_rbuf_put, .owner = rb };
+
+		ret = rd_dio_source_rbuf(&drb, &src);
+	} else {
+		ret = -EIO;	/* every request comes through loop.c, which sets it */
+	}
+	if (ret)
+		goto err;
 	rd_daemon_begin(d);
-	rd_fs_write_async(d->fs, ino, buf, size, (uint64_t)off, flags, write_done, c);
+	ret = rd_fs_dio_submit(d->fs, d->dio, ino, src, &a, NULL);
+	if (ret) {
+		rd_daemon_end(d);
+		goto err;
+	}
+	return;
+err:
+	free(c);
+	fuse_reply_err(req, -ret);
 }
 
 struct fsync_ctx {
@@ -808,6 +846,7 @@ static const struct fuse_lowlevel_ops rd_ops = {
 	.removexattr	= op_removexattr,
 	.fallocate	= op_fallocate,
 	.lseek		= op_lseek,
+	.ioctl		= rd_op_ioctl,
 };
 
 const struct fuse_lowlevel_ops *rd_fuse_ops(void)

@@ -1,0 +1,815 @@
+/*
+ * ioctl.c - the mount's ioctls (include/refdio_ioctl.h): direct writes from the caller's
+ * own memory, synchronous or asynchronous, the collection of asynchronous results, and
+ * the statistics snapshot.
+ *
+ * Owns: struct rd_ioctl (the table of asynchronous writes, the helper thread), struct
+ * sync_write (one REFDIO_IOC_DIO_WRITE), struct async_write (one REFDIO_IOC_DIO_SUBMIT,
+ * from submission until its result is collected or expires) and struct wait_req (one
+ * REFDIO_IOC_DIO_WAIT blocked on a running write).
+ *
+ * Lifetime rules:
+ *  - The caller's pid is the request's (fuse_req_ctx), never a field of the caller's
+ *    struct. /proc/PID/mem is opened while the caller sits in the ioctl, so it is that
+ *    caller's address space; the open is the grab (engine/dio_source_procmem.c), each
+ *    chunk read a get-if-alive, and a read of 0 bytes ends the write at a chunk boundary.
+ *  - A request registered for interrupts is unregistered (fuse_req_interrupt_func with
+ *    NULL) before its reply: libfuse runs interrupt callbacks under the request's lock, so
+ *    this waits for a callback running at that moment, and the callback's data never
+ *    outlives the request. Interrupt callbacks never reply themselves (libfuse may still
+ *    hold the request's lock after they return): an interrupted DIO_WAIT is answered EINTR
+ *    by the helper thread.
+ *  - A struct sync_write has two references: the handler's (until the write's handle is
+ *    stored) and the completion's (until the reply).
+ *  - A struct async_write is in the table from before its submission until its result is
+ *    collected (DIO_WAIT, or the failure of its own submission) or dropped: results not
+ *    collected within ASYNC_TTL_S seconds, or pushed out when ASYNC_MAX entries exist, are
+ *    dropped (counted in async_expired). Only done entries ever leave the table, so the
+ *    write's done callback always finds its entry; it stores nothing into it after
+ *    releasing the table lock.
+ *
+ * Locking order: libfuse's request lock (interrupt callbacks) -> ioc->lock -> a write's
+ * own lock (rd_dio_cancel). Replies are sent with no lock of ours held.
+ *
+ * Must never: read the caller's memory other than through the procmem source, write
+ * through a file handle that is not open for writing, or reply to a request twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "dio_fs.h"
+#include "refdio_ioctl.h"
+#include "store.h"
+
+#define ASYNC_MAX	1024	/* asynchronous writes known at once (running or done) */
+#define ASYNC_TTL_S	600	/* seconds a result waits to be collected */
+#define CHUNK_MAX	(64u << 20)
+
+_Static_assert(sizeof(struct refdio_dio_write) == 104, "refdio_dio_write ABI");
+_Static_assert(sizeof(struct refdio_dio_wait) == 64, "refdio_dio_wait ABI");
+_Static_assert(sizeof(struct refdio_strategy_stats) == 192, "refdio_strategy_stats ABI");
+_Static_assert(sizeof(struct refdio_async_info) == 48, "refdio_async_info ABI");
+_Static_assert(sizeof(struct refdio_stats) == 2472, "refdio_stats ABI");
+_Static_assert(RD_DIO_NR_STRATEGIES == REFDIO_NR_STRATEGIES, "strategy numbering");
+_Static_assert(RD_DIO_NR_STRATEGIES <= REFDIO_STATS_MAX_STRATEGIES, "stats slots");
+
+struct async_write;
+
+struct wait_req {
+	struct wait_req		*next;		/* in aw->waiters or ioc->eintr (ioc->lock) */
+	fuse_req_t		req;
+	struct rd_ioctl		*ioc;
+	uint64_t		id;
+	bool			linked;		/* in some aw->waiters (ioc->lock) */
+	bool			interrupted;	/* (ioc->lock) */
+	struct refdio_dio_wait	out;
+};
+
+struct async_write {
+	struct async_write	*next;		/* the table, newest first (ioc->lock) */
+	struct rd_ioctl		*ioc;
+	uint64_t		id;
+	pid_t			pid;
+	uid_t			uid;
+	uint64_t		len;
+	unsigned		strategy;	/* enum rd_dio_strategy */
+	uint64_t		t_submit, t_done;
+	bool			done;		/* (ioc->lock) */
+	long			result;		/* once done */
+	struct rd_dio_write	*w;		/* handle, stored by rd_dio_submit itself */
+	struct wait_req		*waiters;	/* (ioc->lock) */
+};
+
+struct rd_ioctl {
+	struct rd_daemon	*d;
+	pthread_mutex_t		lock;
+	pthread_cond_t		cond;		/* the helper: EINTR replies to send, or stop */
+	struct async_write	*head;
+	unsigned		nr, nr_running;
+	uint64_t		next_id;
+	uint64_t		expired;
+	struct wait_req		*eintr;		/* interrupted waits to answer */
+	bool			stop;
+	bool			helper_started;
+	pthread_t		helper;
+};
+
+static struct rd_daemon *D_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flags)
+{
+	/* O_SYNC includes the O_DSYNC bit. */
+	return ((req_flags | (fh ? fh->flags : 0)) & O_DSYNC) || d->opts.sync;
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+static void async_free(struct async_write *aw)
+{
+	rd_dio_write_put(aw->w);
+	free(aw);
+}
+
+/* Unlinks aw (done) from the table. */
+static void async_unlink_locked(struct rd_ioctl *ioc, struct async_write *aw)
+{
+	struct async_write **pp;
+
+	for (pp = &ioc->head; *pp; pp = &(*pp)->next) {
+		if (*pp == aw) {
+			*pp = aw->next;
+			ioc->nr--;
+			return;
+		}
+	}
+}
+
+static struct async_write *async_find_locked(struct rd_ioctl *ioc, uint64_t id)
+{
+	struct async_write *aw;
+
+	for (aw = ioc->head; aw; aw = aw->next)
+		if (aw->id == id)
+			return aw;
+	return NULL;
+}
+
+/* Drops done results older than the TTL; returns them in *gone to free unlocked. */
+static void async_expire_locked(struct rd_ioctl *ioc, uint64_t now, struct async_write **gone)
+{
+	struct async_write **pp = &ioc->head;
+
+	while (*pp) {
+		struct async_write *aw = *pp;
+
+		if (aw->done && now - aw->t_done > (uint64_t)ASYNC_TTL_S * 1000000000ull) {
+			*pp = aw->next;
+			ioc->nr--;
+			ioc->expired++;
+			aw->next = *gone;
+			*gone = aw;
+		} else {
+			pp = &aw->next;
+		}
+	}
+}
+
+/* Makes room for one more entry: the oldest done result goes. -EAGAIN if all run. */
+static int async_room_locked(struct rd_ioctl *ioc, struct async_write **gone)
+{
+	struct async_write *aw, *oldest = NULL;
+
+	if (ioc->nr < ASYNC_MAX)
+		return 0;
+	for (aw = ioc->head; aw; aw = aw->next)
+		if (aw->done)
+			oldest = aw;	/* newest first: the last one seen is the oldest */
+	if (!oldest)
+		return -EAGAIN;
+	async_unlink_locked(ioc, oldest);
+	ioc->expired++;
+	oldest->next = *gone;
+	*gone = oldest;
+	return 0;
+}
+
+static void async_free_list(struct async_write *list)
+{
+	while (list) {
+		struct async_write *next = list->next;
+
+		async_free(list);
+		list = next;
+	}
+}
+
+static void fill_wait(struct refdio_dio_wait *out, const struct async_write *aw)
+{
+	out->state = REFDIO_ASYNC_DONE;
+	out->result = aw->result;
+	out->len = aw->len;
+	out->elapsed_ns = aw->t_done - aw->t_submit;
+}
+
+/* Answers a waiter taken off every list (no lock held). */
+static void wait_answer(struct wait_req *wr, int err)
+{
+	struct rd_daemon *d = wr->ioc->d;
+
+	fuse_req_interrupt_func(wr->req, NULL, NULL);	/* waits out a running callback */
+	if (err)
+		fuse_reply_err(wr->req, err);
+	else
+		fuse_reply_ioctl(wr->req, 0, &wr->out, sizeof(wr->out));
+	free(wr);
+	rd_daemon_end(d);
+}
+
+/* The write's done (a dio worker). */
+static void async_done(void *priv, long res)
+{
+	struct async_write *aw = priv;
+	struct rd_ioctl *ioc = aw->ioc;
+	struct wait_req *list, *wr;
+	bool collected = false;
+
+	pthread_mutex_lock(&ioc->lock);
+	aw->result = res;
+	aw->t_done = now_ns();
+	aw->done = true;
+	ioc->nr_running--;
+	list = aw->waiters;
+	aw->waiters = NULL;
+	for (wr = list; wr; wr = wr->next) {
+		wr->linked = false;
+		fill_wait(&wr->out, aw);
+	}
+	if (list) {
+		/* Collected by the waiters: the entry goes. */
+		async_unlink_locked(ioc, aw);
+		collected = true;
+	}
+	pthread_mutex_unlock(&ioc->lock);
+
+	while (list) {
+		wr = list;
+		list = wr->next;
+		wait_answer(wr, 0);
+	}
+	if (collected)
+		async_free(aw);	/* drops only our handle: dio holds the write until we return */
+}
+
+/* The helper thread: answers interrupted waits, expires old results. */
+static void *helper_main(void *arg)
+{
+	struct rd_ioctl *ioc = arg;
+
+	pthread_mutex_lock(&ioc->lock);
+	while (!ioc->stop || ioc->eintr) {
+		struct async_write *gone = NULL;
+		struct wait_req *list;
+		struct timespec ts;
+
+		if (!ioc->eintr && !ioc->stop) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&ioc->cond, &ioc->lock, &ts);
+		}
+		list = ioc->eintr;
+		ioc->eintr = NULL;
+		async_expire_locked(ioc, now_ns(), &gone);
+		pthread_mutex_unlock(&ioc->lock);
+
+		async_free_list(gone);
+		while (list) {
+			struct wait_req *wr = list;
+
+			list = wr->next;
+			wait_answer(wr, EINTR);
+		}
+		pthread_mutex_lock(&ioc->lock);
+	}
+	pthread_mutex_unlock(&ioc->lock);
+	return NULL;
+}
+
+int rd_ioctl_init(struct rd_daemon *d)
+{
+	struct rd_ioctl *ioc = calloc(1, sizeof(*ioc));
+	int ret;
+
+	if (!ioc)
+		return -ENOMEM;
+	ioc->d = d;
+	ioc->next_id = 1;
+	pthread_mutex_init(&ioc->lock, NULL);
+	pthread_cond_init(&ioc->cond, NULL);
+	ret = -pthread_create(&ioc->helper, NULL, helper_main, ioc);
+	if (ret) {
+		pthread_cond_destroy(&ioc->cond);
+		pthread_mutex_destroy(&ioc->lock);
+		free(ioc);
+		return ret;
+	}
+	ioc->helper_started = true;
+	d->ioc = ioc;
+	return 0;
+}
+
+void rd_ioctl_stop(struct rd_daemon *d)
+{
+	struct rd_ioctl *ioc = d->ioc;
+
+	if (!ioc)
+		return;
+	pthread_mutex_lock(&ioc->lock);
+	for (struct async_write *aw = ioc->head; aw; aw = aw->next)
+		if (!aw->done && aw->w)
+			rd_dio_cancel(aw->w);
+	pthread_mutex_unlock(&ioc->lock);
+}
+
+void rd_ioctl_exit(struct rd_daemon *d)
+{
+	struct rd_ioctl *ioc = d->ioc;
+
+	if (!ioc)
+		return;
+	pthread_mutex_lock(&ioc->lock);
+	ioc->stop = true;
+	pthread_cond_signal(&ioc->cond);
+	pthread_mutex_unlock(&ioc->lock);
+	if (ioc->helper_started)
+		pthread_join(ioc->helper, NULL);
+	/* rd_dio_destroy ran: every write is done; uncollected results go with us. */
+	async_free_list(ioc->head);
+	pthread_cond_destroy(&ioc->cond);
+	pthread_mutex_destroy(&ioc->lock);
+	free(ioc);
+	d->ioc = NULL;
+}
+
+/* ---- direct writes ------------------------------------------------------------------- */
+
+/* Checks the caller's struct and turns it into dio arguments (done/priv left to set). */
+static int dio_args_from(struct rd_daemon *d, const struct refdio_dio_write *in,
+			 const struct rd_fh *fh, struct rd_dio_args *a)
+{
+	bool zero = !in->reserved0;
+
+	for (size_t i = 0; i < sizeof(in->reserved) / sizeof(in->reserved[0]); i++)
+		zero = zero && !in->reserved[i];
+	if (!zero || (in->flags & ~REFDIO_DIO_DSYNC) || in->strategy > REFDIO_NR_STRATEGIES ||
+	    in->issue > REFDIO_ISSUE_PUNT || in->window > 65536 || in->chunk % 4096 ||
+	    in->chunk > CHUNK_MAX || in->offset > INT64_MAX || in->len > INT64_MAX)
+		return -EINVAL;
+	memset(a, 0, sizeof(*a));
+	a->off = in->offset;
+	a->strategy = in->strategy ? in->strategy - 1 : d->opts.dio_strategy;
+	a->issue = in->issue ? in->issue - 1 : d->opts.dio_issue;
+	a->window = in->window ? in->window : d->opts.dio_window;
+	a->chunk = in->chunk ? in->chunk : d->opts.dio_chunk;
+	a->dsync = (in->flags & REFDIO_DIO_DSYNC) || rd_fh_dsync(d, fh, 0);
+	return 0;
+}
+
+/* The file handle, if it is open for writing; else -EBADF. */
+static int writable_fh(struct rd_daemon *d, struct fuse_file_info *fi, struct rd_fh **out)
+{
+	struct rd_fh *fh = fi ? (struct rd_fh *)(uintptr_t)fi->fh : NULL;
+
+	if (!fh || (fh->flags & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	if (d->opts.read_only)
+		return -EROFS;
+	*out = fh;
+	return 0;
+}
+
+struct sync_write {
+	fuse_req_t		req;
+	struct rd_daemon	*d;
+	struct refdio_dio_write	io;		/* the caller's struct, returned filled */
+	uint64_t		t0;
+	atomic_uint		refs;		/* the handler's and the completion's */
+	pthread_mutex_t		lock;
+	struct rd_dio_write	*w;		/* handle (lock) */
+	bool			interrupted;	/* (lock) */
+};
+
+static void sync_write_put(struct sync_write *sw)
+{
+	if (atomic_fetch_sub(&sw->refs, 1) != 1)
+		return;
+	rd_dio_write_put(sw->w);
+	pthread_mutex_destroy(&sw->lock);
+	free(sw);
+}
+
+/* FUSE_INTERRUPT (the caller got a signal): stop at the next chunk boundary. Runs under
+ * libfuse's request lock; never replies. */
+static void sync_write_interrupt(fuse_req_t req, void *data)
+{
+	struct sync_write *sw = data;
+
+	(void)req;
+	pthread_mutex_lock(&sw->lock);
+	sw->interrupted = true;
+	if (sw->w)
+		rd_dio_cancel(sw->w);
+	pthread_mutex_unlock(&sw->lock);
+}
+
+static void sync_write_done(void *priv, long res)
+{
+	struct sync_write *sw = priv;
+	struct rd_daemon *d = sw->d;
+
+	fuse_req_interrupt_func(sw->req, NULL, NULL);
+	if (res < 0) {
+		fuse_reply_err(sw->req, (int)-res);
+	} else {
+		sw->io.result = res;
+		sw->io.elapsed_ns = now_ns() - sw->t0;
+		fuse_reply_ioctl(sw->req, 0, &sw->io, sizeof(sw->io));
+	}
+	sync_write_put(sw);
+	rd_daemon_end(d);
+}
+
+static void ioctl_dio_write(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
+			    const struct refdio_dio_write *in)
+{
+	struct rd_daemon *d = D_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct rd_dio_source *src = NULL;
+	struct rd_dio_write *w = NULL;
+	struct sync_write *sw;
+	struct rd_dio_args a;
+	int ret;
+
+	ret = dio_args_from(d, in, fh, &a);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	sw = calloc(1, sizeof(*sw));
+	if (!sw) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	sw->req = req;
+	sw->d = d;
+	sw->io = *in;
+	sw->t0 = now_ns();
+	atomic_init(&sw->refs, 2);
+	pthread_mutex_init(&sw->lock, NULL);
+	rd_daemon_begin(d);
+	/* Before the write exists: an interrupt that came already is seen right here. */
+	fuse_req_interrupt_func(req, sync_write_interrupt, sw);
+
+	ret = rd_dio_source_procmem(rd_fs_store(d->fs)->io, ctx->pid, in->buf, in->len, &src);
+	if (!ret) {
+		a.done = sync_write_done;
+		a.priv = sw;
+		ret = rd_fs_dio_submit(d->fs, d->dio, ino, src, &a, &w);
+	}
+	if (ret) {
+		/* Nothing started: the completion's reference is ours too. */
+		fuse_req_interrupt_func(req, NULL, NULL);
+		fuse_reply_err(req, -ret);
+		sync_write_put(sw);
+		sync_write_put(sw);
+		rd_daemon_end(d);
+		return;
+	}
+	pthread_mutex_lock(&sw->lock);
+	sw->w = w;
+	if (sw->interrupted)
+		rd_dio_cancel(w);
+	pthread_mutex_unlock(&sw->lock);
+	sync_write_put(sw);
+}
+
+static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
+			     const struct refdio_dio_write *in)
+{
+	struct rd_daemon *d = D_of(req);
+	struct rd_ioctl *ioc = d->ioc;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct async_write *aw, *gone = NULL;
+	struct refdio_dio_write out = *in;
+	struct rd_dio_source *src = NULL;
+	struct wait_req *list = NULL;
+	struct rd_dio_args a;
+	int ret;
+
+	ret = dio_args_from(d, in, fh, &a);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	aw = calloc(1, sizeof(*aw));
+	if (!aw) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ret = rd_dio_source_procmem(rd_fs_store(d->fs)->io, ctx->pid, in->buf, in->len, &src);
+	if (ret) {
+		free(aw);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	aw->ioc = ioc;
+	aw->pid = ctx->pid;
+	aw->uid = ctx->uid;
+	aw->len = in->len;
+	aw->strategy = a.strategy;
+	aw->t_submit = now_ns();
+
+	/* In the table first: the write's done must find it, however soon it comes. */
+	pthread_mutex_lock(&ioc->lock);
+	ret = async_room_locked(ioc, &gone);
+	if (!ret) {
+		aw->id = ioc->next_id++;
+		aw->next = ioc->head;
+		ioc->head = aw;
+		ioc->nr++;
+		ioc->nr_running++;
+	}
+	pthread_mutex_unlock(&ioc->lock);
+	async_free_list(gone);
+	if (ret) {
+		rd_dio_source_put(src);
+		free(aw);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	out.id = aw->id;
+
+	a.done = async_done;
+	a.priv = aw;
+	ret = rd_fs_dio_submit(d->fs, d->dio, ino, src, &a, &aw->w);
+	if (ret) {
+		/* Never started: out of the table, and anyone already waiting learns why. */
+		pthread_mutex_lock(&ioc->lock);
+		aw->done = true;
+		aw->result = ret;
+		aw->t_done = now_ns();
+		ioc->nr_running--;
+		list = aw->waiters;
+		aw->waiters = NULL;
+		for (struct wait_req *wr = list; wr; wr = wr->next) {
+			wr->linked = false;
+			fill_wait(&wr->out, aw);
+		}
+		async_unlink_locked(ioc, aw);
+		pthread_mutex_unlock(&ioc->lock);
+		while (list) {
+			struct wait_req *wr = list;
+
+			list = wr->next;
+			wait_answer(wr, 0);
+		}
+		async_free(aw);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	/* aw may be collected and gone already: only the copy is used from here on. */
+	fuse_reply_ioctl(req, 0, &out, sizeof(out));
+}
+
+/* An interrupted DIO_WAIT: the helper answers it (never from here). */
+static void wait_interrupt(fuse_req_t req, void *data)
+{
+	struct wait_req *wr = data;
+	struct rd_ioctl *ioc = wr->ioc;
+
+	(void)req;
+	pthread_mutex_lock(&ioc->lock);
+	wr->interrupted = true;
+	if (wr->linked) {
+		struct async_write *aw = async_find_locked(ioc, wr->id);
+		struct wait_req **pp;
+
+		for (pp = aw ? &aw->waiters : NULL; pp && *pp; pp = &(*pp)->next) {
+			if (*pp == wr) {
+				*pp = wr->next;
+				break;
+			}
+		}
+		wr->linked = false;
+		wr->next = ioc->eintr;
+		ioc->eintr = wr;
+		pthread_cond_signal(&ioc->cond);
+	}
+	pthread_mutex_unlock(&ioc->lock);
+}
+
+static void ioctl_dio_wait(fuse_req_t req, const struct refdio_dio_wait *in)
+{
+	struct rd_daemon *d = D_of(req);
+	struct rd_ioctl *ioc = d->ioc;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct async_write *aw, *collect = NULL;
+	struct wait_req *wr;
+	int err = 0;
+	bool answer = true;
+
+	if ((in->flags & ~REFDIO_WAIT_NOWAIT) || in->reserved[0] || in->reserved[1] ||
+	    in->reserved[2]) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	wr = calloc(1, sizeof(*wr));
+	if (!wr) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	wr->req = req;
+	wr->ioc = ioc;
+	wr->id = in->id;
+	wr->out = *in;
+	rd_daemon_begin(d);
+	/* Registered before the waiter can be found by anyone else. */
+	fuse_req_interrupt_func(req, wait_interrupt, wr);
+
+	pthread_mutex_lock(&ioc->lock);
+	aw = async_find_locked(ioc, in->id);
+	if (!aw) {
+		err = ENOENT;	/* never submitted, collected already, or expired */
+	} else if (ctx->uid && ctx->uid != aw->uid) {
+		err = EPERM;
+	} else if (aw->done) {
+		fill_wait(&wr->out, aw);
+		async_unlink_locked(ioc, aw);
+		collect = aw;
+	} else if (in->flags & REFDIO_WAIT_NOWAIT) {
+		err = EAGAIN;
+	} else if (wr->interrupted) {
+		err = EINTR;
+	} else {
+		wr->linked = true;
+		wr->next = aw->waiters;
+		aw->waiters = wr;
+		answer = false;	/* the write's done, or an interrupt, answers */
+	}
+	pthread_mutex_unlock(&ioc->lock);
+	if (collect)
+		async_free(collect);
+	if (answer)
+		wait_answer(wr, err);
+}
+
+/* ---- statistics ---------------------------------------------------------------------- */
+
+static uint64_t rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void ioctl_stats(fuse_req_t req, const void *in_buf, size_t size)
+{
+	struct rd_daemon *d = D_of(req);
+	struct rd_ioctl *ioc = d->ioc;
+	struct refdio_stats *st = calloc(1, size > sizeof(*st) ? size : sizeof(*st));
+	uint32_t flags;
+	unsigned n = 0;
+
+	if (!st) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(&flags, (const char *)in_buf + offsetof(struct refdio_stats, flags), 4);
+	st->size = (uint32_t)(size < sizeof(*st) ? size : sizeof(*st));
+	st->version = REFDIO_STATS_VERSION;
+	st->flags = flags;
+	st->nr_strategies = RD_DIO_NR_STRATEGIES;
+	st->rss_bytes = rss_bytes();
+	st->uptime_ns = now_ns() - d->t_start;
+	st->default_strategy = d->opts.dio_strategy + 1;
+	st->default_issue = d->opts.dio_issue + 1;
+	st->default_window = d->opts.dio_window;
+	st->default_chunk = d->opts.dio_chunk;
+	st->requests_inflight = (uint64_t)atomic_load(&d->inflight);
+	pthread_mutex_lock(&d->pool.lock);
+	st->rbufs_in_use = d->pool.total - d->pool.nr_free;
+	st->rbufs_peak = d->pool.peak;
+	pthread_mutex_unlock(&d->pool.lock);
+
+	for (unsigned s = 0; s < RD_DIO_NR_STRATEGIES; s++) {
+		struct refdio_strategy_stats *o = &st->strategy[s];
+		struct rd_dio_stats ds;
+
+		if (rd_dio_stats(d->dio, s, &ds))
+			continue;
+		o->writes = ds.writes;
+		o->bytes = ds.bytes;
+		o->chunks = ds.chunks;
+		o->short_writes = ds.short_writes;
+		o->failed = ds.failed;
+		o->inflight_now = ds.inflight_now;
+		o->inflight_max = ds.inflight_max;
+		o->held_now = ds.held_now;
+		o->held_peak = ds.held_peak;
+		o->write_held_peak = ds.write_held_peak;
+		o->inline_submits = ds.inline_submits;
+		o->punted_submits = ds.punted_submits;
+		o->callers_gone = ds.callers_gone;
+		o->interrupts = ds.interrupts;
+		o->lat_p50_us = ds.lat_p50_us;
+		o->lat_p90_us = ds.lat_p90_us;
+		o->lat_p99_us = ds.lat_p99_us;
+		o->lat_max_us = ds.lat_max_us;
+	}
+
+	pthread_mutex_lock(&ioc->lock);
+	st->async_running = ioc->nr_running;
+	st->async_done = ioc->nr - ioc->nr_running;
+	st->async_expired = ioc->expired;
+	for (struct async_write *aw = ioc->head; aw && n < REFDIO_STATS_MAX_ASYNC; aw = aw->next) {
+		struct refdio_async_info *ai = &st->async[n++];
+
+		ai->id = aw->id;
+		ai->len = aw->len;
+		ai->pid = (uint32_t)aw->pid;
+		ai->strategy = aw->strategy + 1;
+		ai->state = aw->done ? REFDIO_ASYNC_DONE : REFDIO_ASYNC_RUNNING;
+		ai->result = aw->done ? aw->result : 0;
+		ai->elapsed_ns = (aw->done ? aw->t_done : now_ns()) - aw->t_submit;
+	}
+	st->nr_async = n;
+	pthread_mutex_unlock(&ioc->lock);
+
+	if (flags & REFDIO_STATS_RESET)
+		rd_dio_stats_reset(d->dio);
+	fuse_reply_ioctl(req, 0, st, size);
+	free(st);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		 struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+		 size_t in_bufsz, size_t out_bufsz)
+{
+	struct rd_daemon *d = D_of(req);
+	unsigned c = cmd;
+	struct refdio_dio_write win;
+	struct rd_fh *fh = NULL;
+	int ret;
+
+	(void)arg;
+	(void)flags;	/* FUSE_IOCTL_COMPAT: the structs have one layout for both */
+	if (_IOC_TYPE(c) != REFDIO_IOCTL_MAGIC) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	if (_IOC_NR(c) == _IOC_NR(REFDIO_IOC_STATS) && _IOC_DIR(c) == (_IOC_READ | _IOC_WRITE)) {
+		size_t size = _IOC_SIZE(c);
+
+		if (size < offsetof(struct refdio_stats, strategy) || in_bufsz != size ||
+		    out_bufsz != size) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		ioctl_stats(req, in_buf, size);
+		return;
+	}
+	if (c == REFDIO_IOC_DIO_WAIT) {
+		struct refdio_dio_wait wait_in;
+
+		if (in_bufsz != sizeof(wait_in) || out_bufsz != sizeof(wait_in)) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		memcpy(&wait_in, in_buf, sizeof(wait_in));	/* no alignment assumed */
+		ioctl_dio_wait(req, &wait_in);
+		return;
+	}
+	if (c != REFDIO_IOC_DIO_WRITE && c != REFDIO_IOC_DIO_SUBMIT) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	if (in_bufsz != sizeof(win) || out_bufsz != sizeof(win)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(&win, in_buf, sizeof(win));
+	ret = writable_fh(d, fi, &fh);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (c == REFDIO_IOC_DIO_WRITE)
+		ioctl_dio_write(req, ino, fh, &win);
+	else
+		ioctl_dio_submit(req, ino, fh, &win);
+}
