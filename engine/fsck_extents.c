@@ -454,7 +454,7 @@ int fsck_check_buckets(struct fsck_fs *c)
 	return ret;
 }
 
-int fsck_settle_buckets(struct fsck_fs *c)
+int fsck_settle_buckets(struct fsck_fs *c, bool failed)
 {
 	int ret = 0;
 
@@ -465,6 +465,11 @@ int fsck_settle_buckets(struct fsck_fs *c)
 		 * that also covers what the repairs just deleted (orphans) was right. */
 		bool wrong = f->have != f->live + f->going, fix = false;
 
+		if (failed) {		/* the deletions did not all happen: only let go */
+			if (f->held)
+				rd_alloc_fsck_release(c->s, f->b);
+			continue;
+		}
 		if (!ret && c->repair && f->can && f->have != f->live) {
 			ret = fsck_fix_bucket(c, f->b, f->have, (uint32_t)f->live);
 			fix = !ret;

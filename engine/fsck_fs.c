@@ -720,7 +720,7 @@ int rd_fsck_fs(struct rd_store *s, const struct rd_sb_report *sbrep,
 	if (!ret)
 		ret = fsck_settle_orphans(&c);
 	/* Always: it also drops the holds. */
-	ret2 = fsck_settle_buckets(&c);
+	ret2 = fsck_settle_buckets(&c, ret != 0);
 	ret = ret ? ret : ret2;
 	if (!ret)
 		ret = verdicts(&c);

@@ -180,7 +180,8 @@ int fsck_pass_extents(struct fsck_fs *c);	/* fsck_extents.c: and the data checks
 /* Compares every bucket's count with the extents; with repair, holds the buckets that
  * will gain sectors (fsck_extents.c). fsck_settle_buckets repairs and reports. */
 int fsck_check_buckets(struct fsck_fs *c);
-int fsck_settle_buckets(struct fsck_fs *c);
+/* failed: the check stopped before (the holds are dropped, nothing else is done). */
+int fsck_settle_buckets(struct fsck_fs *c, bool failed);
 
 /* ---- repairs (fsck_repair.c); each 0 or an error that stops the check ----------------- */
 
