@@ -11,6 +11,8 @@
  *    (exit 1 then 0); what it may not repair is reported again by the second run;
  *  - after the repair, every file reads back exactly as written, link counts and ".."
  *    agree with the entries, and no key is left without an owner.
+ * Last, rounds of random damage (keys deleted or changed at random; RD_FSCK_ROUNDS, default
+ * 24): the check must not crash and -y must converge (a second -y repairs nothing).
  * With the refdio binary as argv[1], the exit codes of the CLI are checked on a few.
  * RD_FSCK_VERBOSE=1 prints every finding of the first check of each scenario.
  */
@@ -256,6 +258,12 @@ static int cli(const char *arg)
 	return WEXITSTATUS(status);
 }
 
+/* The CLI's exit status, when the test has the binary and the image no hash mask. */
+#define CLI_EXPECT(arg, status) do {						\
+	if (refdio && !mask)							\
+		CHECK_EQ(cli(arg), status);					\
+} while (0)
+
 static bool in_list(const char *kind, const char *const *kinds)
 {
 	for (unsigned i = 0; kinds && kinds[i]; i++)
@@ -308,10 +316,8 @@ static void expect(const char *what, const char *const *fixed, const char *const
 	expect_kinds(what, &r1, fixed, left, false);
 	CHECK(r1.res.problems > 0);
 	CHECK_EQ(r1.res.fixed, 0);
-	if (refdio && !mask) {
-		CHECK_EQ(cli("-n"), 4);
-		CHECK_EQ(cli("-n"), 4);		/* -n changed nothing */
-	}
+	CLI_EXPECT("-n", 4);
+	CLI_EXPECT("-n", 4);		/* -n changed nothing */
 	fu_fsck(path, true, true, mask, &r2);
 	if (getenv("RD_FSCK_VERBOSE"))
 		fu_print(&r2);
@@ -389,8 +395,8 @@ static void clean_image(void)
 	CHECK_EQ(r.res.inodes, 10);	/* root, lost+found, 8 made */
 	CHECK(r.res.data_bytes >= 20000 + 8192 + 5000 + 4096 + (300 << 10));
 	CHECK_EQ(r.res.xattrs, 2);
-	CHECK_EQ(cli("-n"), 0);
-	CHECK_EQ(cli("-y"), 0);
+	CLI_EXPECT("-n", 0);
+	CLI_EXPECT("-y", 0);
 	CHECK_EQ(verify_all(0), 6);
 	/* A freshly formatted image holds no filesystem yet: nothing to check, clean. */
 	{
@@ -501,7 +507,7 @@ static void stale_extent(void)
 	fu_fsck(path, false, true, 0, &r);
 	CHECK_EQ(fu_count(&r, "extent-stale", b.big), 1);
 	CHECK_EQ(r.res.problems, 1);
-	CHECK_EQ(cli("-n"), 4);
+	CLI_EXPECT("-n", 4);
 	CHECK_EQ(verify_all(b.big), 5);
 }
 
@@ -531,7 +537,7 @@ static void orphans_after_crash(void)
 	CHECK_EQ(r.res.problems, 0);
 	CHECK_EQ(r.res.pending, 2);
 	CHECK_EQ(fu_count(&r, "orphan", o) + fu_count(&r, "orphan", od), 2);
-	CHECK_EQ(cli("-n"), 0);
+	CLI_EXPECT("-n", 0);
 	fu_fsck(path, true, true, 0, &r);
 	CHECK_EQ(r.res.problems, 0);
 	CHECK_EQ(r.res.pending, 2);
@@ -779,6 +785,101 @@ static void numbering_behind(void)
 	CHECK_EQ(verify_all(0), 7);
 }
 
+/* The n-th key of tree id (n taken modulo the number of keys); NULL if it is empty. */
+static struct rd_bkey *key_nth(struct rd_store *s, enum rd_btree_id id, uint64_t n)
+{
+	struct rd_btree_iter it;
+	const struct rd_bkey *k;
+	struct rd_bkey *out = NULL;
+	uint64_t count = 0, i = 0;
+	int ret;
+
+	rd_btree_iter_init(&it, s, id, RD_POS_MIN, RD_POS_MAX);
+	while (!(ret = rd_btree_iter_next(&it, &k)))
+		count++;
+	rd_btree_iter_exit(&it);
+	if (!count)
+		return NULL;
+	n %= count;
+	rd_btree_iter_init(&it, s, id, RD_POS_MIN, RD_POS_MAX);
+	while (!(ret = rd_btree_iter_next(&it, &k))) {
+		if (i++ == n) {
+			out = malloc(sizeof(*k) + k->val_len);
+			CHECK(out);
+			memcpy(out, k, sizeof(*k) + k->val_len);
+			break;
+		}
+	}
+	rd_btree_iter_exit(&it);
+	return out;
+}
+
+/*
+ * Random damage: keys of the filesystem trees deleted, or with bytes of their value
+ * changed. Whatever it is, the check must not crash, and -y must converge: a second -y
+ * repairs nothing more, and a check after it finds what the second -y found.
+ */
+static void random_damage(uint64_t seed)
+{
+	static const enum rd_btree_id ids[] = { RD_BTREE_INODES, RD_BTREE_DIRENTS,
+						RD_BTREE_XATTRS, RD_BTREE_EXTENTS };
+	unsigned rounds = getenv("RD_FSCK_ROUNDS") ? (unsigned)atoi(getenv("RD_FSCK_ROUNDS"))
+						   : 24;
+	unsigned total = 0;
+
+	for (unsigned r = 0; r < rounds; r++) {
+		struct base b;
+		struct rd_store *s;
+		struct fu_run r1, r2, r3, r4;
+		unsigned edits = 1 + (unsigned)(test_rand(&seed) % 4);
+
+		build(&b, 0);
+		s = st_open();
+		for (unsigned e = 0; e < edits; e++) {
+			enum rd_btree_id id = ids[test_rand(&seed) % 4];
+			struct rd_bkey *k = key_nth(s, id, test_rand(&seed));
+
+			if (!k)
+				continue;
+			if (test_rand(&seed) % 3 == 0 || !k->val_len) {
+				key_del(s, id, k->pos);
+			} else {
+				/* a few bytes of the value changed: small deltas and wild ones */
+				for (unsigned j = 0; j < 1 + test_rand(&seed) % 3; j++) {
+					size_t at = test_rand(&seed) % k->val_len;
+
+					if (test_rand(&seed) % 2)
+						k->val[at] ^= (uint8_t)(1u << (test_rand(&seed) % 8));
+					else
+						k->val[at] = (uint8_t)test_rand(&seed);
+				}
+				key_put(s, id, k->pos, k->type, k->val, k->val_len);
+			}
+			free(k);
+		}
+		/* Crash rather than close: damage to the counts must not be acted on by the
+		 * allocator before the check sees it (see wrong_bucket_counts). */
+		CHECK_OK(rd_store_flush(s, 0));
+		rd_store_crash(s);
+		fu_fsck(path, false, true, 0, &r1);
+		fu_fsck(path, true, true, 0, &r2);
+		fu_fsck(path, true, true, 0, &r3);
+		fu_fsck(path, false, true, 0, &r4);
+		if (r3.res.fixed || r4.res.problems != r3.res.problems) {
+			fprintf(stderr, "random damage round %u: -y did not converge\n", r);
+			fu_print(&r1);
+			fprintf(stderr, " then -y:\n");
+			fu_print(&r2);
+			fprintf(stderr, " then -y:\n");
+			fu_print(&r3);
+			exit(1);
+		}
+		total += r1.res.problems;
+	}
+	fprintf(stderr, "random damage: %u rounds, %u findings, -y converged each time\n",
+		rounds, total);
+}
+
 /* Bugs of the engine the check found, kept found. */
 static void engine_regressions(void)
 {
@@ -810,8 +911,10 @@ static void engine_regressions(void)
 
 int main(int argc, char **argv)
 {
+	uint64_t seed;
+
 	refdio = argc > 1 ? argv[1] : NULL;
-	test_seed();
+	seed = test_seed() | 1;
 	clean_image();
 	wrong_link_counts();
 	wrong_bucket_counts();
@@ -824,6 +927,7 @@ int main(int argc, char **argv)
 	bad_names_and_values();
 	numbering_behind();
 	engine_regressions();
+	random_damage(seed);
 	unlink(path);
 	printf("test_fsck_fs: %u scenarios ok%s\n", scenarios, refdio ? " (with the CLI)" : "");
 	return 0;
