@@ -410,6 +410,51 @@ int rd_alloc_bucket(struct rd_store *s, uint64_t b, struct rd_bucket *out)
 	return 0;
 }
 
+int rd_alloc_fsck_hold(struct rd_store *s, uint64_t idx)
+{
+	struct rd_alloc *a = s->alloc;
+	struct rd_bucket *b;
+	enum alloc_class old;
+	int ret = 0;
+
+	if (!a)
+		return -EINVAL;
+	if (idx >= a->nbuckets)
+		return -ERANGE;
+	pthread_mutex_lock(&a->lock);
+	b = &a->b[idx];
+	if (!alloc_allocatable(a, idx) || b->btree_sectors ||
+	    (b->open_refs && b->data_type != RD_DATA_USER)) {
+		ret = -EBUSY;
+		goto unlock;
+	}
+	old = alloc_class_of(b);
+	/* Out of the free structure first: a held bucket must never be opened for reuse
+	 * (that would bump its generation under the extents just found in it). */
+	if (a->where[idx] == ALLOC_IN_READY)
+		rd_bheap_remove(&a->ready, idx);
+	else if (a->where[idx] == ALLOC_IN_PENDING)
+		rd_bheap_remove(&a->pending, idx);
+	a->where[idx] = ALLOC_IN_NONE;
+	b->data_type = RD_DATA_USER;
+	b->open_refs++;
+	alloc_settle(a, idx, old);
+unlock:
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}
+
+void rd_alloc_fsck_release(struct rd_store *s, uint64_t idx)
+{
+	struct rd_alloc *a = s->alloc;
+
+	if (!a || idx >= a->nbuckets)
+		return;
+	pthread_mutex_lock(&a->lock);
+	alloc_put_ref(a, idx);
+	pthread_mutex_unlock(&a->lock);
+}
+
 /* ---- accounting through transactions -------------------------------------------------- */
 
 int rd_alloc_account(struct rd_trans *t, const struct rd_store *s, uint64_t off,

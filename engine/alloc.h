@@ -120,4 +120,14 @@ void rd_alloc_space(struct rd_store *s, struct rd_space *sp);
 /* A copy of bucket b's state (for fsck and tests); -ERANGE if b is out of range. */
 int rd_alloc_bucket(struct rd_store *s, uint64_t b, struct rd_bucket *out);
 
+/*
+ * fsck repairs only (nothing else may use the store): lets a transaction add sectors to
+ * bucket b although the allocator counts it empty (live extents were found in it): takes
+ * it out of the free-bucket structure, types it user data and holds it open, as a write
+ * point would. rd_alloc_fsck_release drops the hold once the transaction committed (or
+ * failed). -EBUSY if b holds b-tree nodes or is not allocatable, -ERANGE out of range.
+ */
+int rd_alloc_fsck_hold(struct rd_store *s, uint64_t b);
+void rd_alloc_fsck_release(struct rd_store *s, uint64_t b);
+
 #endif

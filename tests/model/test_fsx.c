@@ -19,7 +19,8 @@
  * file must hold its base or the state after one of the logged changes, or be part-way
  * through one of them (each byte from the state before or after that change: operations
  * such as multi-transaction truncates and 8 MiB writes commit in steps). The model then
- * takes what is on disk. A full device is legal: a write reports the bytes it wrote
+ * takes what is on disk. Before every reopen the filesystem check (rd_fsck_fs, data
+ * checksums included) must find no error. A full device is legal: a write reports the bytes it wrote
  * (applied to the model as reported), and the test frees space by truncating.
  *
  * Environment: RD_FSX_OPS (default 100000), RD_FSX_IMAGE_MB (default 40: small enough
@@ -34,6 +35,7 @@
 #include <string.h>
 
 #include "../unit/data_util.h"
+#include "../unit/fsck_util.h"
 
 #define NF		4
 #define MAXSZ		(12ull << 20)
@@ -782,6 +784,9 @@ static void reopen(bool crash)
 		CHECK_OK(rd_fs_close(fs));
 		cnt.reopens++;
 	}
+	/* The whole filesystem check, data checksums included, finds no error in the image
+	 * as the crash or the close left it. */
+	fu_check_clean(path, true, 0);
 	fs = du_open(path);
 	for (unsigned i = 0; i < NF; i++) {
 		if (crash) {
