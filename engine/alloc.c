@@ -274,10 +274,18 @@ static void alloc_free_all(struct rd_alloc *a)
  * node to fresh space before the old copies free up, so a device filled to the last
  * bucket by user data could never checkpoint (or close cleanly) again.
  */
-static uint64_t alloc_meta_reserve(uint64_t usable)
+/* Buckets user data may never take: 1/32 of the space, and never less than what a
+ * checkpoint of RD_ALLOC_MIN_CKPT_NODES nodes needs (the b-trees checkpoint before their
+ * dirty nodes outgrow the room left, see rd_alloc_btree_room), within a quarter. */
+#define RD_ALLOC_MIN_CKPT_NODES	48
+
+static uint64_t alloc_meta_reserve(uint64_t usable, uint64_t nodes_per_bucket)
 {
 	uint64_t r = usable / 32;
+	uint64_t ckpt = (RD_ALLOC_MIN_CKPT_NODES + nodes_per_bucket - 1) / nodes_per_bucket;
 
+	if (r < ckpt)
+		r = ckpt;
 	if (r < 2)
 		r = 2;
 	if (r > usable / 4)
@@ -345,7 +353,8 @@ int rd_alloc_init(struct rd_store *s)
 		}
 	}
 
-	a->meta_reserve = alloc_meta_reserve(a->last - a->first);
+	a->meta_reserve = alloc_meta_reserve(a->last - a->first,
+					     a->bucket_sectors / a->node_sectors);
 	a->nr_class[ALLOC_CLASS_NONE] = a->nbuckets;
 	for (i = 0; i < a->nbuckets; i++) {
 		a->user_sectors += a->b[i].dirty_sectors;
@@ -399,6 +408,51 @@ int rd_alloc_bucket(struct rd_store *s, uint64_t b, struct rd_bucket *out)
 	*out = a->b[b];
 	pthread_mutex_unlock(&a->lock);
 	return 0;
+}
+
+int rd_alloc_fsck_hold(struct rd_store *s, uint64_t idx)
+{
+	struct rd_alloc *a = s->alloc;
+	struct rd_bucket *b;
+	enum alloc_class old;
+	int ret = 0;
+
+	if (!a)
+		return -EINVAL;
+	if (idx >= a->nbuckets)
+		return -ERANGE;
+	pthread_mutex_lock(&a->lock);
+	b = &a->b[idx];
+	if (!alloc_allocatable(a, idx) || b->btree_sectors ||
+	    (b->open_refs && b->data_type != RD_DATA_USER)) {
+		ret = -EBUSY;
+		goto unlock;
+	}
+	old = alloc_class_of(b);
+	/* Out of the free structure first: a held bucket must never be opened for reuse
+	 * (that would bump its generation under the extents just found in it). */
+	if (a->where[idx] == ALLOC_IN_READY)
+		rd_bheap_remove(&a->ready, idx);
+	else if (a->where[idx] == ALLOC_IN_PENDING)
+		rd_bheap_remove(&a->pending, idx);
+	a->where[idx] = ALLOC_IN_NONE;
+	b->data_type = RD_DATA_USER;
+	b->open_refs++;
+	alloc_settle(a, idx, old);
+unlock:
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}
+
+void rd_alloc_fsck_release(struct rd_store *s, uint64_t idx)
+{
+	struct rd_alloc *a = s->alloc;
+
+	if (!a || idx >= a->nbuckets)
+		return;
+	pthread_mutex_lock(&a->lock);
+	alloc_put_ref(a, idx);
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- accounting through transactions -------------------------------------------------- */

@@ -88,6 +88,10 @@ void rd_alloc_trans_done(struct rd_store *s, struct rd_trans *t, uint64_t seq);
  * it again with a larger total is how to grow the reservation, not with the difference). */
 int rd_alloc_btree_prepare(struct rd_store *s, uint64_t nodes, struct rd_trans *t);
 int rd_alloc_btree_node(struct rd_store *s, uint64_t *offset, uint32_t *gen);
+/* Node slots a checkpoint could take now: room left in the b-tree write point's buckets
+ * plus every empty bucket (pending ones included: a checkpoint flushes the journal first).
+ * The b-trees checkpoint before their dirty nodes could outgrow it. */
+uint64_t rd_alloc_btree_room(struct rd_store *s);
 /* A node at offset stops being live when the checkpoint seq is durable. */
 void rd_alloc_btree_node_free(struct rd_store *s, uint64_t offset, uint64_t seq);
 
@@ -115,5 +119,15 @@ void rd_alloc_space(struct rd_store *s, struct rd_space *sp);
 
 /* A copy of bucket b's state (for fsck and tests); -ERANGE if b is out of range. */
 int rd_alloc_bucket(struct rd_store *s, uint64_t b, struct rd_bucket *out);
+
+/*
+ * fsck repairs only (nothing else may use the store): lets a transaction add sectors to
+ * bucket b although the allocator counts it empty (live extents were found in it): takes
+ * it out of the free-bucket structure, types it user data and holds it open, as a write
+ * point would. rd_alloc_fsck_release drops the hold once the transaction committed (or
+ * failed). -EBUSY if b holds b-tree nodes or is not allocatable, -ERANGE out of range.
+ */
+int rd_alloc_fsck_hold(struct rd_store *s, uint64_t b);
+void rd_alloc_fsck_release(struct rd_store *s, uint64_t b);
 
 #endif

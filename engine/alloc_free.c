@@ -85,3 +85,37 @@ bool rd_bheap_pop(struct rd_bheap *h, struct rd_bheap_ent *out)
 		h->v[i] = last;
 	return true;
 }
+
+bool rd_bheap_remove(struct rd_bheap *h, uint64_t bucket)
+{
+	struct rd_bheap_ent last;
+	size_t i;
+
+	for (i = 0; i < h->nr && h->v[i].bucket != bucket; i++)
+		;
+	if (i == h->nr)
+		return false;
+	last = h->v[--h->nr];
+	if (i == h->nr)
+		return true;	/* it was the last entry */
+	/* The former last entry takes slot i: sift it up if it is smaller than the parent
+	 * there, else down. */
+	while (i > 0 && ent_less(&last, &h->v[(i - 1) / 2])) {
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->nr)
+			break;
+		if (c + 1 < h->nr && ent_less(&h->v[c + 1], &h->v[c]))
+			c++;
+		if (!ent_less(&h->v[c], &last))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	h->v[i] = last;
+	return true;
+}

@@ -53,5 +53,8 @@ bool rd_bheap_push(struct rd_bheap *h, uint64_t key, uint64_t bucket);
 bool rd_bheap_peek(const struct rd_bheap *h, struct rd_bheap_ent *out);
 /* Removes and returns the smallest entry; false if empty. */
 bool rd_bheap_pop(struct rd_bheap *h, struct rd_bheap_ent *out);
+/* Removes the entry of bucket (whatever its key); false if it is not in the heap. O(n):
+ * for fsck repairs only, never on the allocation path. */
+bool rd_bheap_remove(struct rd_bheap *h, uint64_t bucket);
 
 #endif

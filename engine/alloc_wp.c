@@ -228,6 +228,20 @@ static uint64_t btree_room(const struct rd_alloc *a)
 	return head + (wp->nr - 1) * per;
 }
 
+uint64_t rd_alloc_btree_room(struct rd_store *s)
+{
+	struct rd_alloc *a = s->alloc;
+	uint64_t room;
+
+	if (!a)
+		return UINT64_MAX;	/* before the allocator exists (replay): no bound */
+	pthread_mutex_lock(&a->lock);
+	room = btree_room(a) + (a->ready.nr + a->pending.nr) *
+	       (a->bucket_sectors / a->node_sectors);
+	pthread_mutex_unlock(&a->lock);
+	return room;
+}
+
 int rd_alloc_btree_prepare(struct rd_store *s, uint64_t nodes, struct rd_trans *t)
 {
 	struct rd_alloc *a = s->alloc;

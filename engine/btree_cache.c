@@ -410,11 +410,19 @@ uint32_t rd_btree_parent_idx(const struct rd_bnode *c)
 	return idx;
 }
 
+/*
+ * A checkpoint is due when dirty nodes take half the cache, or when writing them (plus the
+ * checkpoint's own slack, twice over for the nodes the next commits may dirty) would no
+ * longer fit in the room the allocator can give the b-trees: on a nearly full device the
+ * trees checkpoint early rather than find at close that they cannot.
+ */
 bool rd_btree_want_checkpoint(struct rd_store *s)
 {
 	struct rd_btree_state *b = s->btree;
 
-	return b->nodes_dirty * s->geo.btree_node_size > b->cache_limit / 2;
+	if (b->nodes_dirty * s->geo.btree_node_size > b->cache_limit / 2)
+		return true;
+	return b->nodes_dirty && b->nodes_dirty + 2 * RD_BTREE_CKPT_SLACK >= rd_alloc_btree_room(s);
 }
 
 void rd_btree_cache_shrink(struct rd_store *s)

@@ -31,7 +31,7 @@
 #include "store.h"
 
 #define NODE_SEQ_SHIFT		24	/* node seqs per checkpoint: 16 M */
-#define RESERVE_SLACK		8	/* extra nodes reserved per round */
+#define RESERVE_SLACK		RD_BTREE_CKPT_SLACK
 #define RESERVE_ROUNDS		8
 
 struct wbuf {

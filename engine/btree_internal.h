@@ -83,6 +83,10 @@ struct rd_btree_root {
 	uint8_t		level;
 };
 
+/* Nodes a checkpoint reserves beyond the dirty ones (the alloc keys its own reservation
+ * dirties). */
+#define RD_BTREE_CKPT_SLACK	8
+
 struct rd_btree_state {
 	struct rd_btree_root	roots[RD_BTREE_NR];
 	struct rd_bnode		lru;		/* list head: lru.lru_next is most recent */

@@ -484,8 +484,9 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size)
 		rd_range_unlock(d, &range);
 	}
 
-	if (new_size >= s1) {
-		/* Growing: the bytes past the old size already read as zeros. */
+	if (new_size > s1) {
+		/* Growing: the bytes past the old size already read as zeros, and what lies
+		 * past it (preallocated, unwritten) becomes part of the file. */
 		struct rd_inode_mem old;
 		struct rd_trans *t;
 
@@ -506,11 +507,13 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size)
 		goto out;
 	}
 
+	/* Shrinking, or the same size: whatever lies past the new size's block goes
+	 * (preallocations past the end included: a deleted file is truncated to 0). */
 	cut = rd_round_up(new_size, bs) >> RD_SECTOR_SHIFT;
 	/* The partial last block is rewritten with zeros past new_size, first (so a full
 	 * device says ENOSPC before anything changed, as far as it can); it is indexed in
-	 * the last step, with the final i_size. */
-	if (new_size % bs) {
+	 * the last step, with the final i_size. At the same size it already is. */
+	if (new_size % bs && new_size < s1) {
 		ret = block_has_data(fs, ip, rd_round_down(new_size, bs));
 		if (ret > 0)
 			ret = truncate_tail_begin(fs, ip, new_size, cut, &wr);

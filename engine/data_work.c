@@ -24,7 +24,7 @@
 
 #include "data_int.h"
 
-#define RD_DATA_WORKERS	4
+#define RD_DATA_WORKERS	16	/* started on demand; FUSE keeps up to max_background busy */
 
 struct rd_data_fs {
 	pthread_mutex_t lock;
@@ -32,7 +32,8 @@ struct rd_data_fs {
 	struct rd_data_work *head, *tail;
 	pthread_t th[RD_DATA_WORKERS];
 	unsigned nthreads;
-	unsigned idle;
+	unsigned idle;		/* workers waiting for an item */
+	unsigned queued;	/* items not yet taken */
 	bool stop;
 };
 
@@ -67,6 +68,7 @@ static void *worker(void *arg)
 		df->head = w->next;
 		if (!df->head)
 			df->tail = NULL;
+		df->queued--;
 		pthread_mutex_unlock(&df->lock);
 		w->fn(w);	/* may free w */
 		pthread_mutex_lock(&df->lock);
@@ -82,8 +84,9 @@ int rd_data_queue(struct rd_fs *fs, struct rd_data_work *w)
 
 	w->next = NULL;
 	pthread_mutex_lock(&df->lock);
-	/* One more worker when nobody is idle to take it, up to the limit. */
-	if (!df->idle && df->nthreads < RD_DATA_WORKERS) {
+	/* One more worker when the idle ones cannot take every queued item, up to the
+	 * limit. */
+	if (df->queued + 1 > df->idle && df->nthreads < RD_DATA_WORKERS) {
 		if (!pthread_create(&df->th[df->nthreads], NULL, worker, df))
 			df->nthreads++;
 		else if (!df->nthreads)
@@ -95,6 +98,7 @@ int rd_data_queue(struct rd_fs *fs, struct rd_data_work *w)
 		else
 			df->head = w;
 		df->tail = w;
+		df->queued++;
 		pthread_cond_signal(&df->cond);
 	}
 	pthread_mutex_unlock(&df->lock);

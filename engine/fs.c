@@ -176,7 +176,7 @@ err_free:
 	pthread_mutex_destroy(&fs->ino_lock);
 	pthread_mutex_destroy(&fs->rename_lock);
 	free(fs);
-	return rd_errno(ret);
+	return ret;	/* the engine's own code: callers print it with rd_strerror */
 }
 
 /* Drops every kernel reference (an unmount forgets everything), which deletes unlinked

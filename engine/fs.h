@@ -37,7 +37,9 @@ struct rd_fs_opts {
 };
 
 /* Opens a formatted image and its filesystem (creating the root directory and lost+found
- * on first open, deleting orphans left by a crash). why gets a message on failure. */
+ * on first open, deleting orphans left by a crash). why gets a message on failure. The one
+ * exception to the errno rule above: open returns the engine's own code (-RD_ERR_*), so
+ * that "not a refdio image" or "image is truncated" reach the user as such. */
 int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out, char *why,
 	       size_t why_len);
 /* Waits for all I/O, deletes orphans if no longer referenced, closes the store cleanly. */

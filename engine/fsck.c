@@ -6,7 +6,8 @@
  * what the walk found, no node in a bucket of the wrong kind, pointer generations).
  *
  * Must never: trust a count it is checking to compute the count it checks it against:
- * expected values come from the trees, never from the allocator's memory.
+ * expected values come from the trees, never from the allocator's memory. The filesystem
+ * checks on top live in fsck_fs*.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +20,7 @@
 #include "btree.h"
 #include "errors.h"
 #include "fsck.h"
+#include "fsck_int.h"
 #include "store.h"
 
 struct fsck_ctx {
@@ -28,24 +30,42 @@ struct fsck_ctx {
 	uint32_t *btree_sectors;	/* per bucket, as found by walking the trees */
 	uint64_t progress_done, progress_total;
 	const char *phase;
+	bool node_damage;		/* a node could not be read or validated */
 };
 
-static void problem(struct fsck_ctx *c, bool fixed, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void problem(struct fsck_ctx *c, bool fixed, const char *fmt, ...)
+void rd_fsck_report(const struct rd_fsck_opts *o, struct rd_fsck_result *res,
+		    const struct rd_fsck_problem *p)
 {
+	if (p->severity == RD_FSCK_PENDING) {
+		res->pending++;
+	} else {
+		res->problems++;
+		if (p->fixed)
+			res->fixed++;
+	}
+	if (o->problem)
+		o->problem(o->priv, p);
+}
+
+static void problem(struct fsck_ctx *c, const char *kind, const char *tree, int64_t bucket,
+		    bool fixed, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* A store-level finding: always an error; the object is a tree or a bucket. */
+static void problem(struct fsck_ctx *c, const char *kind, const char *tree, int64_t bucket,
+		    bool fixed, const char *fmt, ...)
+{
+	struct rd_fsck_problem p = { .kind = kind, .severity = RD_FSCK_ERROR, .fixed = fixed,
+				     .tree = tree, .bucket = bucket };
 	char msg[256];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	c->res->problems++;
-	if (fixed)
-		c->res->fixed++;
-	if (c->o->problem)
-		c->o->problem(c->o->priv, msg, fixed);
+	p.msg = msg;
+	if (!fixed)
+		c->node_damage |= !strcmp(kind, "node");
+	rd_fsck_report(c->o, c->res, &p);
 }
 
 static void progress(struct fsck_ctx *c)
@@ -81,7 +101,8 @@ static int check_sb(struct fsck_ctx *c, const struct rd_sb_report *r)
 		fixed = true;
 	}
 	for (unsigned i = 0; i < n; i++)
-		problem(c, fixed, "%s%s", msgs[i], fixed ? "; both copies rewritten" : "");
+		problem(c, "superblock", NULL, -1, fixed, "%s%s", msgs[i],
+			fixed ? "; both copies rewritten" : "");
 	return 0;
 }
 
@@ -96,24 +117,31 @@ static int node_cb(void *priv, const struct rd_node_info *ni)
 	c->progress_done++;
 	progress(c);
 	if (ni->error) {
-		problem(c, false, "%s tree: level %u node at %#" PRIx64 " (keys up to %" PRIu64
+		problem(c, "node", rd_btree_name(ni->id), -1, false,
+			"%s tree: level %u node at %#" PRIx64 " (keys up to %" PRIu64
 			":%" PRIu64 "): %s", rd_btree_name(ni->id), ni->level, ni->offset,
 			ni->max_key.inode, ni->max_key.offset, rd_strerror(ni->error));
 		return 0;
 	}
-	if (!ni->level)
+	if (!ni->level) {
 		c->res->keys += ni->nr_keys;
+		if (ni->id < RD_BTREE_NR)
+			c->res->tree_keys[ni->id] += ni->nr_keys;
+	}
 	if (!ni->offset)	/* dirty, not yet written: nothing on disk to account */
 		return 0;
 	if (ni->offset % g->block_size ||
 	    ni->offset < g->first_bucket * g->bucket_size ||
 	    ni->offset + g->btree_node_size > g->last_bucket * g->bucket_size) {
-		problem(c, false, "%s tree: node at %#" PRIx64 " lies outside the allocatable "
+		problem(c, "node-location", rd_btree_name(ni->id), -1, false,
+			"%s tree: node at %#" PRIx64 " lies outside the allocatable "
 			"space", rd_btree_name(ni->id), ni->offset);
 		return 0;
 	}
 	if (rd_alloc_ptr_stale(c->s, ni->offset, ni->gen))
-		problem(c, false, "%s tree: node at %#" PRIx64 " has a stale pointer (gen %u)",
+		problem(c, "node-stale", rd_btree_name(ni->id),
+			(int64_t)rd_alloc_bucket_of(c->s, ni->offset), false,
+			"%s tree: node at %#" PRIx64 " has a stale pointer (gen %u)",
 			rd_btree_name(ni->id), ni->offset, ni->gen);
 	c->btree_sectors[rd_alloc_bucket_of(c->s, ni->offset)] +=
 		g->btree_node_size >> RD_SECTOR_SHIFT;
@@ -153,25 +181,29 @@ static int check_alloc_keys(struct fsck_ctx *c)
 		struct rd_bucket b;
 
 		if (k->pos.inode || k->pos.snapshot || k->pos.offset >= g->nbuckets) {
-			problem(c, false, "alloc key at %" PRIu64 ":%" PRIu64 ":%u is out of range",
+			problem(c, "alloc-key", "alloc", -1, false,
+				"alloc key at %" PRIu64 ":%" PRIu64 ":%u is out of range",
 				k->pos.inode, k->pos.offset, k->pos.snapshot);
 			continue;
 		}
 		if (k->type != RD_KEY_ALLOC || k->val_len != sizeof(*v)) {
-			problem(c, false, "alloc key for bucket %" PRIu64 " is malformed (type %u, "
+			problem(c, "alloc-key", "alloc", (int64_t)k->pos.offset, false,
+				"alloc key for bucket %" PRIu64 " is malformed (type %u, "
 				"%u bytes)", k->pos.offset, k->type, k->val_len);
 			continue;
 		}
 		if (v->data_type > RD_DATA_USER ||
 		    rd_le32_get(v->dirty_sectors) > bucket_sectors) {
-			problem(c, false, "alloc key for bucket %" PRIu64 " holds impossible values "
+			problem(c, "alloc-key", "alloc", (int64_t)k->pos.offset, false,
+				"alloc key for bucket %" PRIu64 " holds impossible values "
 				"(type %u, %u sectors)", k->pos.offset, v->data_type,
 				rd_le32_get(v->dirty_sectors));
 			continue;
 		}
 		if (rd_le32_get(v->dirty_sectors) &&
 		    (k->pos.offset < g->first_bucket || k->pos.offset >= g->last_bucket))
-			problem(c, false, "bucket %" PRIu64 " is reserved (superblock or journal) but "
+			problem(c, "alloc-key", "alloc", (int64_t)k->pos.offset, false,
+				"bucket %" PRIu64 " is reserved (superblock or journal) but "
 				"its alloc key counts %u data sectors", k->pos.offset,
 				rd_le32_get(v->dirty_sectors));
 		ret = rd_alloc_bucket(c->s, k->pos.offset, &b);
@@ -180,7 +212,8 @@ static int check_alloc_keys(struct fsck_ctx *c)
 		/* In memory the gen may run ahead of the key (a bucket opened since the last
 		 * commit), never behind. */
 		if (b.gen < rd_le32_get(v->gen))
-			problem(c, false, "bucket %" PRIu64 ": generation %u in memory is behind its "
+			problem(c, "alloc-gen", "alloc", (int64_t)k->pos.offset, false,
+				"bucket %" PRIu64 ": generation %u in memory is behind its "
 				"alloc key's %u", k->pos.offset, b.gen, rd_le32_get(v->gen));
 	}
 	rd_btree_iter_exit(&it);
@@ -206,21 +239,24 @@ static int check_buckets(struct fsck_ctx *c)
 		c->progress_done++;
 		progress(c);
 		if (b.btree_sectors != c->btree_sectors[i])
-			problem(c, false, "bucket %" PRIu64 ": allocator counts %u b-tree sectors, "
+			problem(c, "bucket-btree", NULL, (int64_t)i, false,
+				"bucket %" PRIu64 ": allocator counts %u b-tree sectors, "
 				"the trees hold %u", i, b.btree_sectors, c->btree_sectors[i]);
 		if (c->btree_sectors[i] && b.data_type != RD_DATA_BTREE)
-			problem(c, false, "bucket %" PRIu64 " holds b-tree nodes but is typed %u",
+			problem(c, "bucket-type", NULL, (int64_t)i, false,
+				"bucket %" PRIu64 " holds b-tree nodes but is typed %u",
 				i, b.data_type);
 		if ((uint64_t)b.dirty_sectors + c->btree_sectors[i] > bucket_sectors)
-			problem(c, false, "bucket %" PRIu64 " is over-full: %u data + %u b-tree "
+			problem(c, "bucket-overfull", NULL, (int64_t)i, false,
+				"bucket %" PRIu64 " is over-full: %u data + %u b-tree "
 				"sectors in %u", i, b.dirty_sectors, c->btree_sectors[i],
 				bucket_sectors);
 	}
 	return 0;
 }
 
-int rd_fsck(struct rd_store *s, const struct rd_sb_report *sbrep, const struct rd_fsck_opts *o,
-	    struct rd_fsck_result *res)
+int rd_fsck_store(struct rd_store *s, const struct rd_sb_report *sbrep,
+		  const struct rd_fsck_opts *o, struct rd_fsck_result *res, bool *node_damage)
 {
 	struct fsck_ctx c = { .s = s, .o = o, .res = res };
 	int ret;
@@ -237,5 +273,14 @@ int rd_fsck(struct rd_store *s, const struct rd_sb_report *sbrep, const struct r
 	if (!ret)
 		ret = check_buckets(&c);
 	free(c.btree_sectors);
+	*node_damage = c.node_damage;
 	return ret;
+}
+
+int rd_fsck(struct rd_store *s, const struct rd_sb_report *sbrep, const struct rd_fsck_opts *o,
+	    struct rd_fsck_result *res)
+{
+	bool damage;
+
+	return rd_fsck_store(s, sbrep, o, res, &damage);
 }

@@ -116,6 +116,34 @@ static void trans_drop(struct rd_trans *t)
 		rd_trans_free(t);
 }
 
+/*
+ * Queues the new attributes of ip (m) and of the directory dp (dm) into t, commits t (it is
+ * consumed whatever happens) and only then publishes them: the in-memory inodes mirror
+ * what is committed, and last_seq says which journal entry fsync must wait for. Both
+ * inodes are locked by the caller.
+ */
+static int commit_pair(struct rd_trans *t, struct rd_inode *ip, const struct rd_inode_mem *m,
+		       struct rd_inode *dp, const struct rd_inode_mem *dm)
+{
+	uint64_t seq;
+	int ret = rd_inode_write_mem(t, ip->ino, m);
+
+	if (!ret)
+		ret = rd_inode_write_mem(t, dp->ino, dm);
+	if (ret) {
+		rd_trans_free(t);
+		return ret;
+	}
+	ret = rd_trans_commit(t, &seq);
+	if (ret)
+		return ret;
+	ip->i = *m;
+	ip->last_seq = seq;
+	dp->i = *dm;
+	dp->last_seq = seq;
+	return 0;
+}
+
 /* ---- lookup -------------------------------------------------------------------------- */
 
 int rd_fs_lookup(struct rd_fs *fs, uint64_t dir, const char *name, struct rd_stat *st)
@@ -357,7 +385,7 @@ int rd_fs_link(struct rd_fs *fs, uint64_t ino, uint64_t newdir, const char *newn
 	struct rd_inode_mem m, dm;
 	struct rd_lockset ls;
 	struct rd_trans *t = NULL;
-	uint64_t slot, seq;
+	uint64_t slot;
 	size_t len;
 	int ret;
 
@@ -400,21 +428,11 @@ int rd_fs_link(struct rd_fs *fs, uint64_t ino, uint64_t newdir, const char *newn
 	m.nlink++;
 	m.ctime = dm.mtime = dm.ctime = rd_now_ns();
 	ret = rd_dirent_put(t, newdir, slot, newname, len, ino, rd_mode_dtype(m.mode));
-	if (!ret)
-		ret = rd_inode_write_mem(t, ino, &m);
-	if (!ret)
-		ret = rd_inode_write_mem(t, newdir, &dm);
 	if (ret)
 		goto out;
-	ret = rd_trans_commit(t, &seq);
+	ret = commit_pair(t, ip, &m, dp, &dm);
 	t = NULL;
-	if (ret)
-		goto out;
-	ip->i = m;
-	ip->last_seq = seq;
-	dp->i = dm;
-	dp->last_seq = seq;
-	if (st)
+	if (!ret && st)
 		rd_inode_to_stat(fs, ip, st);
 out:
 	rd_lockset_unlock(&ls);
@@ -468,7 +486,6 @@ static int remove_entry(struct rd_fs *fs, uint64_t dir, const char *name, bool i
 	struct rd_lockset ls = { .n = 0 };
 	struct rd_trans *t = NULL;
 	struct rd_dirent d;
-	uint64_t seq;
 	size_t len;
 	int ret;
 
@@ -527,20 +544,10 @@ static int remove_entry(struct rd_fs *fs, uint64_t dir, const char *name, bool i
 		m.flags |= RD_INODE_ORPHAN;
 		ret = rd_inode_orphan_add(t, ip->ino);
 	}
-	if (!ret)
-		ret = rd_inode_write_mem(t, ip->ino, &m);
-	if (!ret)
-		ret = rd_inode_write_mem(t, dir, &dm);
 	if (ret)
 		goto out;
-	ret = rd_trans_commit(t, &seq);
+	ret = commit_pair(t, ip, &m, dp, &dm);
 	t = NULL;
-	if (ret)
-		goto out;
-	ip->i = m;
-	ip->last_seq = seq;
-	dp->i = dm;
-	dp->last_seq = seq;
 out:
 	rd_lockset_unlock(&ls);
 	trans_drop(t);

@@ -34,20 +34,27 @@ struct rd_probe_table rd_probe_xattrs(uint64_t ino)
 	};
 }
 
-uint64_t rd_probe_hash(const struct rd_fs *fs, const void *name, size_t len, uint64_t slot_max)
+uint64_t rd_probe_hash_key(const uint8_t key[16], uint64_t mask, const void *name, size_t len,
+			   uint64_t slot_max)
 {
 	static_assert(crypto_shorthash_siphash24_BYTES == 8, "SipHash gives 64 bits");
-	static_assert(crypto_shorthash_siphash24_KEYBYTES == sizeof(fs->hash_key),
-		      "the hash key is a SipHash key");
+	static_assert(crypto_shorthash_siphash24_KEYBYTES == 16, "the hash key is a SipHash key");
 	uint8_t out[8];
 	uint64_t h;
 
-	crypto_shorthash_siphash24(out, name, len, fs->hash_key);
+	crypto_shorthash_siphash24(out, name, len, key);
 	memcpy(&h, out, sizeof(h));
 	h = le64toh(h);
-	if (fs->opts.test_hash_mask)
-		h &= fs->opts.test_hash_mask;
+	if (mask)
+		h &= mask;
 	return RD_HASH_SLOT_MIN + h % (slot_max - RD_HASH_SLOT_MIN + 1);
+}
+
+uint64_t rd_probe_hash(const struct rd_fs *fs, const void *name, size_t len, uint64_t slot_max)
+{
+	static_assert(sizeof(fs->hash_key) == 16, "the hash key is a SipHash key");
+
+	return rd_probe_hash_key(fs->hash_key, fs->opts.test_hash_mask, name, len, slot_max);
 }
 
 uint64_t rd_name_slot(const struct rd_fs *fs, const void *name, size_t len)

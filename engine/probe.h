@@ -42,6 +42,10 @@ struct rd_probe_table rd_probe_xattrs(uint64_t ino);
 /* SipHash-2-4 of name under the filesystem's key, masked by the test hook, folded into
  * [RD_HASH_SLOT_MIN, slot_max]. */
 uint64_t rd_probe_hash(const struct rd_fs *fs, const void *name, size_t len, uint64_t slot_max);
+/* The same from the key (rd_sb.hash_secret) and mask themselves, for code that has a store
+ * but no rd_fs (fsck). */
+uint64_t rd_probe_hash_key(const uint8_t key[16], uint64_t mask, const void *name, size_t len,
+			   uint64_t slot_max);
 
 /*
  * A walk along one chain. rd_probe_next returns 0 and the head key of the next slot (a

@@ -459,6 +459,7 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	fargv[fargc] = NULL;
 	args = (struct fuse_args)FUSE_ARGS_INIT(fargc, fargv);
 	d->se = fuse_session_new(&args, rd_fuse_ops(), sizeof(*rd_fuse_ops()), d);
+	fuse_opt_free_args(&args);	/* parsing may have copied them */
 	if (!d->se) {
 		mount_err("could not start a FUSE session with options '%s'", d->opts.fuse_opts);
 		goto close_fs;

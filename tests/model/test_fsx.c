@@ -4,8 +4,14 @@
  *
  * Operations: writes of 1 byte to 8 MiB at random (mostly unaligned) offsets, some
  * appending, some O_DSYNC, some through the asynchronous calls; reads; truncates up and
- * down; every fallocate mode; SEEK_DATA/SEEK_HOLE; fsync; clean close and reopen; and
- * simulated crashes (rd_fs_crash).
+ * down; every fallocate mode; SEEK_DATA/SEEK_HOLE; fsync; renames (to a new name, over
+ * another file, exchanges); unlinks (the file is replaced by a new empty one); xattrs
+ * (set with every flag, get, list, remove); clean close and reopen; and simulated crashes
+ * (rd_fs_crash).
+ *
+ * Namespace and xattr operations are made durable right away (the test flushes the
+ * journal before and after each): their own crash behaviour is test_ns_crash's subject;
+ * here they move files and their data around under the data checks.
  *
  * The model keeps, per file, its current contents, its contents at the last fsync (the
  * base) and the log of changes since. After a clean reopen every file must match exactly.
@@ -13,12 +19,15 @@
  * file must hold its base or the state after one of the logged changes, or be part-way
  * through one of them (each byte from the state before or after that change: operations
  * such as multi-transaction truncates and 8 MiB writes commit in steps). The model then
- * takes what is on disk. A full device is legal: a write reports the bytes it wrote
+ * takes what is on disk. Before every reopen the filesystem check (rd_fsck_fs, data
+ * checksums included) must find no error. A full device is legal: a write reports the bytes it wrote
  * (applied to the model as reported), and the test frees space by truncating.
  *
- * Environment: RD_FSX_OPS (default 100000), RD_FSX_IMAGE_MB (default 64: small enough
- * that the device fills now and then), RD_FSX_NODE_KB (default 64), RD_TEST_SEED, RD_TEST_DIR (default /tmp),
- * RD_FSX_VERBOSE=1 prints every operation, RD_FSX_DEBUG=1 the part-way states found.
+ * Environment: RD_FSX_OPS (default 100000), RD_FSX_IMAGE_MB (default 40: small enough
+ * that the device fills now and then), RD_FSX_NODE_KB (default 64), RD_TEST_SEED,
+ * RD_TEST_DIR (default /tmp),
+ * RD_FSX_VERBOSE=1 prints every operation, RD_FSX_DEBUG=1 the part-way states found,
+ * RD_FSX_CHECK_EVERY=1 verifies every file and the accounting after every operation (slow).
  */
 #include <linux/falloc.h>
 #include <pthread.h>
@@ -26,6 +35,7 @@
 #include <string.h>
 
 #include "../unit/data_util.h"
+#include "../unit/fsck_util.h"
 
 #define NF		4
 #define MAXSZ		(12ull << 20)
@@ -49,13 +59,24 @@ struct state {
 	uint64_t size;
 };
 
+#define NXA		6	/* xattr names per file */
+#define XV_MAX		3000	/* largest xattr value used */
+
+struct xattr_model {
+	bool present;
+	uint32_t len;
+	uint8_t val[XV_MAX];
+};
+
 struct file {
-	char name[16];
+	char name[32];
 	uint64_t ino;
+	struct xattr_model xa[NXA];
 	struct state cur, base;
 	struct lentry log[LOG_MAX_OPS];
 	unsigned nlog;
 	uint64_t logdata;
+	bool unlogged;		/* cur changed outside the log (taken from the disk) */
 };
 
 static struct file F[NF];
@@ -71,7 +92,9 @@ static struct rd_fs_stats total;	/* engine counters summed over every open */
 static struct {
 	uint64_t ops, writes, reads, truncs, fallocs, fsyncs, seeks, crashes, reopens;
 	uint64_t enospc, short_writes, bytes_written, partial_states, async;
+	uint64_t renames, exchanges, replaces, unlinks, xattrs;
 } cnt;
+static unsigned name_gen;
 
 static uint64_t rnd(uint64_t n)
 {
@@ -139,10 +162,13 @@ static void log_clear(struct file *f)
 	f->logdata = 0;
 }
 
-/* The file's changes up to now are durable: the base moves up. */
+/* The file's changes up to now are durable: the base moves up. (With an empty log and
+ * nothing taken from the disk, base and cur are equal already.) */
 static void mark_synced(struct file *f)
 {
-	st_copy(&f->base, &f->cur);
+	if (f->nlog || f->unlogged)
+		st_copy(&f->base, &f->cur);
+	f->unlogged = false;
 	log_clear(f);
 }
 
@@ -255,6 +281,7 @@ static void crash_check(struct file *f)
 		die_diff(f, &f->cur, &disk, "state after a crash is none the file had");
 	}
 	st_copy(&f->cur, &disk);
+	f->unlogged = true;
 	mark_synced(f);
 }
 
@@ -269,6 +296,7 @@ static void resync(struct file *f, const struct lentry *e)
 	if (!st_between(&prev, &work, &disk))
 		die_diff(f, &work, &disk, "failed operation left a state between none");
 	st_copy(&f->cur, &disk);
+	f->unlogged = true;
 	fsync_file(f);
 }
 
@@ -515,6 +543,224 @@ static void free_space(void)
 	op_truncate(big, rnd(big->cur.size / 4 + 1));
 }
 
+/* ---- namespace and xattrs ------------------------------------------------------------ */
+
+/* Everything so far is durable: every file's base moves up. */
+static void barrier(void)
+{
+	CHECK_OK(rd_store_flush(rd_fs_store(fs), 0));
+	for (unsigned i = 0; i < NF; i++)
+		mark_synced(&F[i]);
+}
+
+static void fresh_name(char *name)
+{
+	snprintf(name, 32, "file-%u", name_gen++);
+}
+
+static void check_name(const struct file *f)
+{
+	struct rd_stat st;
+
+	CHECK_OK(rd_fs_lookup(fs, RD_ROOT_INO, f->name, &st));
+	CHECK_EQ(st.ino, f->ino);
+	CHECK_EQ(st.size, f->cur.size);
+}
+
+/* A slot gets a new, empty file under a new name. */
+static void new_file(struct file *f)
+{
+	fresh_name(f->name);
+	f->ino = du_create(fs, f->name);
+	st_set_size(&f->cur, 0);
+	st_set_size(&f->base, 0);
+	log_clear(f);
+	f->unlogged = false;
+	memset(f->xa, 0, sizeof(f->xa));
+}
+
+static void swap_files(struct file *a, struct file *b)
+{
+	struct file t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static void op_rename(struct file *a, struct file *b)
+{
+	char old[32], gone[32];
+	unsigned r = (unsigned)rnd(3);
+	struct rd_stat st;
+
+	if (verbose)
+		printf("%llu rename %s %s r%u\n", (unsigned long long)cnt.ops, a->name, b->name, r);
+	barrier();
+	if (r == 0 || a == b) {
+		/* To a new name. */
+		memcpy(old, a->name, sizeof(old));
+		fresh_name(a->name);
+		CHECK_OK(rd_fs_rename(fs, RD_ROOT_INO, old, RD_ROOT_INO, a->name,
+				      rnd(2) ? RD_RENAME_NOREPLACE : 0));
+		CHECK_EQ(rd_fs_lookup(fs, RD_ROOT_INO, old, &st), -ENOENT);
+		cnt.renames++;
+	} else if (r == 1) {
+		/* Exchange: the names swap, the files keep their data. */
+		CHECK_OK(rd_fs_rename(fs, RD_ROOT_INO, a->name, RD_ROOT_INO, b->name,
+				      RD_RENAME_EXCHANGE));
+		memcpy(old, a->name, sizeof(old));
+		memcpy(a->name, b->name, sizeof(old));
+		memcpy(b->name, old, sizeof(old));
+		check_name(b);
+		cnt.exchanges++;
+	} else {
+		/* Over another file: b's file is unlinked (and, unreferenced, deleted with its
+		 * data); a's file now has b's name; a's slot gets a new empty file. */
+		CHECK_EQ(rd_fs_rename(fs, RD_ROOT_INO, a->name, RD_ROOT_INO, b->name,
+				      RD_RENAME_NOREPLACE), -EEXIST);
+		memcpy(gone, a->name, sizeof(gone));
+		CHECK_OK(rd_fs_rename(fs, RD_ROOT_INO, a->name, RD_ROOT_INO, b->name, 0));
+		CHECK_EQ(rd_fs_getattr(fs, b->ino, &st), -ENOENT);
+		memcpy(a->name, b->name, sizeof(gone));
+		swap_files(a, b);
+		new_file(a);
+		CHECK_EQ(rd_fs_lookup(fs, RD_ROOT_INO, gone, &st), -ENOENT);
+		cnt.replaces++;
+	}
+	check_name(a);
+	barrier();
+}
+
+static void op_unlink(struct file *f)
+{
+	struct rd_stat st;
+	uint64_t ino = f->ino;
+
+	if (verbose)
+		printf("%llu unlink %s\n", (unsigned long long)cnt.ops, f->name);
+	barrier();
+	CHECK_OK(rd_fs_unlink(fs, RD_ROOT_INO, f->name));
+	CHECK_EQ(rd_fs_lookup(fs, RD_ROOT_INO, f->name, &st), -ENOENT);
+	CHECK_EQ(rd_fs_getattr(fs, ino, &st), -ENOENT);	/* gone, data and all */
+	new_file(f);
+	check_name(f);
+	cnt.unlinks++;
+	barrier();
+}
+
+static void xa_name(char *name, unsigned i)
+{
+	snprintf(name, 16, "user.fsx%u", i);
+}
+
+static void op_xattr(struct file *f)
+{
+	static uint8_t val[XV_MAX + 16];
+	unsigned i = (unsigned)rnd(NXA), r = (unsigned)rnd(10);
+	struct xattr_model *x = &f->xa[i];
+	char name[16];
+	ssize_t n;
+
+	xa_name(name, i);
+	cnt.xattrs++;
+	if (r < 4) {
+		/* Set, with each flag; the flags' errors follow the model. */
+		uint32_t len = rnd(4) ? (uint32_t)rnd(200) : (uint32_t)rnd(XV_MAX + 1);
+		int flags = (int)rnd(3);	/* 0, CREATE, REPLACE */
+		int want = flags == RD_XATTR_CREATE && x->present ? -EEXIST :
+			   flags == RD_XATTR_REPLACE && !x->present ? -ENODATA : 0;
+
+		du_fill(val, rs, i, len);
+		CHECK_EQ(rd_fs_setxattr(fs, f->ino, name, val, len, flags), want);
+		if (!want) {
+			x->present = true;
+			x->len = len;
+			memcpy(x->val, val, len);
+		}
+		barrier();
+	} else if (r < 6) {
+		CHECK_EQ(rd_fs_removexattr(fs, f->ino, name), x->present ? 0 : -ENODATA);
+		x->present = false;
+		barrier();
+	} else if (r < 9) {
+		n = rd_fs_getxattr(fs, f->ino, name, val, sizeof(val));
+		if (!x->present) {
+			CHECK_EQ(n, -ENODATA);
+		} else {
+			CHECK_EQ(n, x->len);
+			CHECK(!memcmp(val, x->val, x->len));
+			CHECK_EQ(rd_fs_getxattr(fs, f->ino, name, NULL, 0), x->len);
+			if (x->len > 1)	/* (size 0 asks for the length) */
+				CHECK_EQ(rd_fs_getxattr(fs, f->ino, name, val, x->len - 1),
+					 -ERANGE);
+		}
+	} else {
+		char list[NXA * 16 + 64], want_list[NXA * 16 + 64];
+		size_t wl = 0;
+
+		for (unsigned k = 0; k < NXA; k++)
+			if (f->xa[k].present) {
+				xa_name(want_list + wl, k);
+				wl += strlen(want_list + wl) + 1;
+			}
+		n = rd_fs_listxattr(fs, f->ino, list, sizeof(list));
+		CHECK_EQ(n, wl);
+		/* Same set of names, in any order. */
+		for (size_t p = 0; p < wl; p += strlen(want_list + p) + 1) {
+			bool found = false;
+
+			for (size_t q = 0; q < (size_t)n && !found; q += strlen(list + q) + 1)
+				found = !strcmp(list + q, want_list + p);
+			CHECK(found);
+		}
+	}
+}
+
+/* Every file's name, xattrs, and nothing else in the root but lost+found. */
+struct dir_seen {
+	unsigned files, others;
+};
+
+static int dir_fill(void *priv, const char *name, size_t len, uint64_t ino, unsigned d_type,
+		    uint64_t next)
+{
+	struct dir_seen *ds = priv;
+
+	(void)next;
+	(void)d_type;
+	for (unsigned i = 0; i < NF; i++)
+		if (strlen(F[i].name) == len && !memcmp(F[i].name, name, len)) {
+			CHECK_EQ(ino, F[i].ino);
+			ds->files++;
+			return 0;
+		}
+	ds->others++;
+	return 0;
+}
+
+static void verify_names(void)
+{
+	struct dir_seen ds = { 0, 0 };
+	static uint8_t val[XV_MAX];
+
+	CHECK_OK(rd_fs_readdir(fs, RD_ROOT_INO, 0, dir_fill, &ds));
+	CHECK_EQ(ds.files, NF);
+	CHECK_EQ(ds.others, 3);		/* ".", "..", lost+found */
+	for (unsigned i = 0; i < NF; i++) {
+		check_name(&F[i]);
+		for (unsigned k = 0; k < NXA; k++) {
+			char name[16];
+			ssize_t n;
+
+			xa_name(name, k);
+			n = rd_fs_getxattr(fs, F[i].ino, name, val, sizeof(val));
+			CHECK_EQ(n, F[i].xa[k].present ? (ssize_t)F[i].xa[k].len : -ENODATA);
+			if (n > 0)
+				CHECK(!memcmp(val, F[i].xa[k].val, (size_t)n));
+		}
+	}
+}
+
 static void add_stats(void)
 {
 	struct rd_fs_stats st;
@@ -538,6 +784,9 @@ static void reopen(bool crash)
 		CHECK_OK(rd_fs_close(fs));
 		cnt.reopens++;
 	}
+	/* The whole filesystem check, data checksums included, finds no error in the image
+	 * as the crash or the close left it. */
+	fu_check_clean(path, true, 0);
 	fs = du_open(path);
 	for (unsigned i = 0; i < NF; i++) {
 		if (crash) {
@@ -549,6 +798,7 @@ static void reopen(bool crash)
 		inos[i] = F[i].ino;
 	}
 	du_check_accounting(fs, inos, NF);
+	verify_names();
 }
 
 static void verify_all(void)
@@ -560,6 +810,7 @@ static void verify_all(void)
 		inos[i] = F[i].ino;
 	}
 	du_check_accounting(fs, inos, NF);
+	verify_names();
 }
 
 int main(void)
@@ -569,7 +820,7 @@ int main(void)
 	 * 256 KiB nodes a reopen after a crash on a full 64 MiB image can fail: see the
 	 * report on the allocator's reserve). */
 	struct du_geo g = { .size = (getenv("RD_FSX_IMAGE_MB") ?
-				     strtoull(getenv("RD_FSX_IMAGE_MB"), NULL, 0) : 64) << 20,
+				     strtoull(getenv("RD_FSX_IMAGE_MB"), NULL, 0) : 40) << 20,
 			    .node_size = getenv("RD_FSX_NODE_KB") ?
 				     (uint32_t)strtoul(getenv("RD_FSX_NODE_KB"), NULL, 0) << 10 :
 				     64 << 10 };
@@ -587,12 +838,11 @@ int main(void)
 	du_format(path, "fsx", &g);
 	fs = du_open(path);
 	for (unsigned i = 0; i < NF; i++) {
-		snprintf(F[i].name, sizeof(F[i].name), "f%u", i);
-		F[i].ino = du_create(fs, F[i].name);
 		st_alloc(&F[i].cur);
 		st_alloc(&F[i].base);
-		CHECK_OK(rd_fs_fsync(fs, F[i].ino, false));	/* the files themselves persist */
+		new_file(&F[i]);
 	}
+	barrier();	/* the files themselves persist */
 
 	t0 = du_now();
 	for (cnt.ops = 0; cnt.ops < nops; cnt.ops++) {
@@ -617,9 +867,15 @@ int main(void)
 			reopen(true);
 		else if (r < 8230)
 			verify_file(f, "verify");
+		else if (r < 8330)
+			op_rename(f, &F[rnd(NF)]);
+		else if (r < 8380)
+			op_unlink(f);
+		else if (r < 8680)
+			op_xattr(f);
 		else
 			op_read(f);
-		if (cnt.ops % 20000 == 19999)
+		if (cnt.ops % 20000 == 19999 || getenv("RD_FSX_CHECK_EVERY"))
 			verify_all();
 	}
 	verify_all();
@@ -628,7 +884,9 @@ int main(void)
 	add_stats();
 	printf("fsx: %llu ops in %.1f s (%.0f ops/s): %llu writes (%llu MiB, %llu short, %llu "
 	       "async ops), %llu reads, %llu truncates, %llu fallocates, %llu fsyncs, %llu seeks, "
-	       "%llu crashes (%llu part-way states), %llu reopens, %llu ENOSPC; %llu rmw blocks, "
+	       "%llu crashes (%llu part-way states), %llu reopens, %llu ENOSPC, %llu renames, "
+	       "%llu exchanges, %llu renames over a file, %llu unlinks, %llu xattr ops; "
+	       "%llu rmw blocks, "
 	       "%llu extents written, %llu stale retries, %llu checksum errors\n",
 	       (unsigned long long)cnt.ops, du_now() - t0, (double)cnt.ops / (du_now() - t0),
 	       (unsigned long long)cnt.writes, (unsigned long long)(cnt.bytes_written >> 20),
@@ -637,7 +895,10 @@ int main(void)
 	       (unsigned long long)cnt.fallocs, (unsigned long long)cnt.fsyncs,
 	       (unsigned long long)cnt.seeks, (unsigned long long)cnt.crashes,
 	       (unsigned long long)cnt.partial_states, (unsigned long long)cnt.reopens,
-	       (unsigned long long)cnt.enospc, (unsigned long long)total.rmw_blocks,
+	       (unsigned long long)cnt.enospc, (unsigned long long)cnt.renames,
+	       (unsigned long long)cnt.exchanges, (unsigned long long)cnt.replaces,
+	       (unsigned long long)cnt.unlinks, (unsigned long long)cnt.xattrs,
+	       (unsigned long long)total.rmw_blocks,
 	       (unsigned long long)total.extents_written, (unsigned long long)total.stale_retries,
 	       (unsigned long long)total.csum_errors);
 	CHECK_EQ(total.csum_errors, 0);

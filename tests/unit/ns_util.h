@@ -241,14 +241,15 @@ static inline int ns_range_empty(struct rd_fs *fs, enum rd_btree_id id, uint64_t
 }
 
 /* No key outlives its inode: every dirent key belongs to an existing directory, every
- * xattr key to an existing inode, every symlink chunk to an existing symlink; and no
- * orphan marker is left (call after an open, which deletes orphans). */
+ * xattr key to an existing inode, every symlink chunk to an existing symlink, every extent
+ * to an existing regular file; and no orphan marker is left (call after an open, which
+ * deletes orphans). */
 static inline void ns_check_no_strays(struct rd_fs *fs)
 {
 	static const enum rd_btree_id ids[] = { RD_BTREE_DIRENTS, RD_BTREE_XATTRS,
-						RD_BTREE_INODES };
+						RD_BTREE_INODES, RD_BTREE_EXTENTS };
 
-	for (unsigned t = 0; t < 3; t++) {
+	for (unsigned t = 0; t < 4; t++) {
 		struct rd_btree_iter it;
 		const struct rd_bkey *k;
 		uint64_t last = 0;
@@ -271,6 +272,8 @@ static inline void ns_check_no_strays(struct rd_fs *fs)
 				CHECK(S_ISDIR(st.mode));
 			if (ids[t] == RD_BTREE_INODES)
 				CHECK(S_ISLNK(st.mode) && k->type == RD_KEY_SYMLINK);
+			if (ids[t] == RD_BTREE_EXTENTS)
+				CHECK(S_ISREG(st.mode));
 		}
 		rd_btree_iter_exit(&it);
 		CHECK_EQ(ret, -ENOENT);

@@ -1,8 +1,8 @@
 /*
  * test_alloc_free.c - the allocator's free-bucket heap and reuse rule, without a store.
  *
- * The heap is checked against a brute-force model under random pushes and pops; the reuse
- * predicate is checked condition by condition.
+ * The heap is checked against a brute-force model under random pushes, pops and removals
+ * of arbitrary entries; the reuse predicate is checked condition by condition.
  */
 #include <errno.h>
 
@@ -63,7 +63,14 @@ static void test_heap(uint64_t seed)
 	for (int op = 0; op < 200000; op++) {
 		uint64_t r = test_rand(&seed);
 
-		if (r % 3 && nr < CAP) {
+		if (r % 7 == 0) {
+			/* remove an arbitrary bucket (fsck repairs): present or not */
+			i = test_rand(&seed) % CAP;
+			CHECK_EQ(rd_bheap_remove(&h, (uint64_t)i), in[i]);
+			if (in[i])
+				nr--;
+			in[i] = false;
+		} else if (r % 3 && nr < CAP) {
 			/* push a bucket not in the heap, with a key from a small range (ties) */
 			do
 				i = test_rand(&seed) % CAP;

@@ -5,12 +5,15 @@
  * region directly in the image file (found through the extent key), reopens: reading any
  * byte whose extent points into that region gives -EIO and counts a checksum error; every
  * other range reads back intact. A trimmed extent sharing the damaged region fails too
- * (the checksum covers the whole region), while its untouched neighbours do not.
+ * (the checksum covers the whole region), while its untouched neighbours do not. The
+ * filesystem check reports the damage for each extent naming the region, with its inode
+ * and file range, cannot repair it, and is clean once the range was rewritten.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "data_util.h"
+#include "fsck_util.h"
 
 static void flip_bit(const char *path, uint64_t off, unsigned bit)
 {
@@ -71,7 +74,31 @@ int main(void)
 
 	/* Damage one bit in the part of the region the front piece (before the split)
 	 * still uses: both pieces name the region, so both must fail. */
+	fu_check_clean(path, true, 0);
 	flip_bit(path, victim.dev_offset + 1000, (unsigned)(seed % 8));
+
+	/* fsck: one finding per extent naming the region (the front and back pieces of the
+	 * split), each with inode and byte range; nothing else; -y cannot repair it. */
+	{
+		struct fu_run r;
+
+		for (int repair = 0; repair < 2; repair++) {
+			fu_fsck(path, repair, true, 0, &r);
+			if (r.res.problems != 2)
+				fu_print(&r);
+			CHECK_EQ(r.res.problems, 2);
+			CHECK_EQ(r.res.fixed, 0);
+			CHECK_EQ(fu_count(&r, "data-csum", fa), 2);
+			CHECK(strstr(r.f[0].msg, "checksum mismatch"));
+			CHECK(strstr(r.f[0].msg, "file bytes [36864, 45056)") ||
+			      strstr(r.f[1].msg, "file bytes [36864, 45056)"));
+			CHECK(strstr(r.f[0].msg, "file bytes [49152, ") ||
+			      strstr(r.f[1].msg, "file bytes [49152, "));
+		}
+		/* Without the data pass it goes unseen. */
+		fu_fsck(path, false, false, 0, &r);
+		CHECK_EQ(r.res.problems, 0);
+	}
 
 	fs = du_open(path);
 	CHECK_EQ(rd_fs_read(fs, fa, rb, 100, 50000), -EIO);
@@ -98,6 +125,7 @@ int main(void)
 	CHECK_EQ(rd_fs_read(fs, fa, rb, sizeof(a), 0), sizeof(a));
 	CHECK(memcmp(rb, a, sizeof(a)) == 0);
 	CHECK_OK(rd_fs_close(fs));
+	fu_check_clean(path, true, 0);
 	unlink(path);
 	printf("test_csum_flip: ok\n");
 	return 0;

@@ -381,6 +381,25 @@ static void t_fallocate(struct rd_fs *fs)
 	model_zero(m, m->size + 100, 7, true);
 	check_file(fs, m);
 
+	/* Truncating to the same size drops preallocation past the end, also on an empty
+	 * file (deleting a file truncates it to 0: nothing may stay behind). */
+	{
+		struct model *e = new_file(fs, "falloc-empty");
+
+		CHECK_OK(rd_fs_fallocate(fs, e->ino, FALLOC_FL_KEEP_SIZE, 0, 65536));
+		CHECK_EQ(du_stat(fs, e->ino).size, 0);
+		CHECK_EQ(du_stat(fs, e->ino).blocks, 128);
+		du_truncate(fs, e->ino, 0);
+		CHECK_EQ(du_stat(fs, e->ino).blocks, 0);
+		du_write(fs, e->ino, buf, 5000, 0);
+		model_write(e, buf, 5000, 0);
+		CHECK_OK(rd_fs_fallocate(fs, e->ino, FALLOC_FL_KEEP_SIZE, 0, 65536));
+		CHECK_EQ(du_stat(fs, e->ino).blocks, 128);
+		du_truncate(fs, e->ino, 5000);
+		CHECK_EQ(du_stat(fs, e->ino).blocks, 16);
+		check_file(fs, e);
+	}
+
 	/* Unsupported modes and bad arguments. */
 	CHECK_EQ(rd_fs_fallocate(fs, m->ino, FALLOC_FL_PUNCH_HOLE, 0, 4096), -EOPNOTSUPP);
 	CHECK_EQ(rd_fs_fallocate(fs, m->ino, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), -EOPNOTSUPP);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/sysmacros.h>
 
+#include "alloc.h"
 #include "ns_util.h"
 
 static char img[256];
@@ -509,6 +510,29 @@ static void test_setattr(struct rd_fs *fs)
 	CHECK_OK(rd_fs_setattr(fs, f, &sa, &st2));
 	CHECK_EQ(st2.size, 12345);
 	CHECK_EQ(ns_stat(fs, f).size, 12345);
+	/* with data: shrinking drops the blocks past the size, mtime moves */
+	{
+		static char data[65536], back[65536];
+		struct rd_stat before;
+
+		memset(data, 'd', sizeof(data));
+		CHECK_EQ(rd_fs_write(fs, f, data, sizeof(data), 0, 0), (ssize_t)sizeof(data));
+		before = ns_stat(fs, f);
+		CHECK(before.blocks >= sizeof(data) / 512);
+		sa.size = 100;
+		CHECK_OK(rd_fs_setattr(fs, f, &sa, &st2));
+		CHECK_EQ(st2.size, 100);
+		CHECK(st2.blocks < before.blocks);
+		CHECK(st2.mtime.tv_sec > before.mtime.tv_sec ||
+		      (st2.mtime.tv_sec == before.mtime.tv_sec &&
+		       st2.mtime.tv_nsec >= before.mtime.tv_nsec));
+		CHECK_EQ(rd_fs_read(fs, f, back, sizeof(back), 0), 100);
+		CHECK(!memcmp(back, data, 100));
+		sa.size = 5000;		/* growing: a hole reads as zeros */
+		CHECK_OK(rd_fs_setattr(fs, f, &sa, &st2));
+		CHECK_EQ(rd_fs_read(fs, f, back, sizeof(back), 0), 5000);
+		CHECK(back[99] == 'd' && back[100] == 0 && back[4999] == 0);
+	}
 	sa.size = 0;
 	CHECK_OK(rd_fs_setattr(fs, f, &sa, &st2));
 	CHECK_EQ(st2.size, 0);
@@ -528,6 +552,7 @@ static void test_setattr(struct rd_fs *fs)
 static void test_orphans(struct rd_fs **fsp)
 {
 	struct rd_fs *fs = *fsp;
+	struct rd_space sp0, sp1;
 	struct rd_stat st;
 	uint64_t d, f, g, h;
 
@@ -569,8 +594,18 @@ static void test_orphans(struct rd_fs **fsp)
 	CHECK_EQ(ns_stat(fs, f).nlink, 0);
 	CHECK(ns_key_exists(fs, RD_BTREE_INODES, 0, f));
 
-	/* a crash with the unlink durable: the next open deletes it, xattrs included */
+	/* a crash with the unlink durable: the next open deletes it, xattrs and data
+	 * included (its space is free again) */
+	rd_alloc_space(rd_fs_store(fs), &sp0);
 	h = mk(fs, d, "h", false);
+	{
+		static char data[1 << 20];
+
+		memset(data, 'h', sizeof(data));
+		CHECK_EQ(rd_fs_write(fs, h, data, sizeof(data), 0, 0), (ssize_t)sizeof(data));
+	}
+	rd_alloc_space(rd_fs_store(fs), &sp1);
+	CHECK_EQ(sp1.user_bytes, sp0.user_bytes + (1 << 20));
 	CHECK_OK(rd_fs_iget(fs, h));
 	CHECK_OK(rd_fs_unlink(fs, d, "h"));
 	CHECK_OK(rd_store_flush(rd_fs_store(fs), 0));
@@ -582,6 +617,9 @@ static void test_orphans(struct rd_fs **fsp)
 	CHECK(!ns_key_exists(fs, RD_BTREE_INODES, 0, h));
 	CHECK(!ns_key_exists(fs, RD_BTREE_INODES, f, 0));
 	CHECK(ns_range_empty(fs, RD_BTREE_XATTRS, f));
+	CHECK(ns_range_empty(fs, RD_BTREE_EXTENTS, h));
+	rd_alloc_space(rd_fs_store(fs), &sp1);
+	CHECK_EQ(sp1.user_bytes, sp0.user_bytes);
 	CHECK_EQ(rd_fs_lookup(fs, d, "victim", &st), 0);
 	ns_check_tree(fs);
 	*fsp = fs;
@@ -622,7 +660,7 @@ static void test_persistence(struct rd_fs **fsp)
 {
 	struct rd_fs *fs = *fsp;
 	struct rd_inode *ip;
-	uint64_t p, q, s, lost, seq;
+	uint64_t p, q, s, s2, lost, seq;
 	struct rd_stat st;
 
 	build(fs, &p, &q, &s);
@@ -630,7 +668,8 @@ static void test_persistence(struct rd_fs **fsp)
 	fs = ns_open(img, mask);
 	verify(fs, p, q, s);
 
-	/* fsync-style: flush up to the inode's last_seq, then crash */
+	/* fsync of the moved directory, then a crash: the rename is there. The rename set
+	 * the inode's last_seq to its commit; fsync flushes to it. */
 	CHECK_OK(rd_fs_rename(fs, p, "q", RD_ROOT_INO, "q-moved", 0));
 	lost = mk(fs, RD_ROOT_INO, "not-flushed-dir", true);
 	(void)lost;
@@ -640,12 +679,25 @@ static void test_persistence(struct rd_fs **fsp)
 	pthread_mutex_unlock(&ip->lock);
 	rd_inode_put(fs, ip);
 	CHECK(seq > 0);
-	CHECK_OK(rd_store_flush(rd_fs_store(fs), seq));
+	CHECK_OK(rd_fs_fsync(fs, q, false));
+	CHECK(rd_store_durable_seq(rd_fs_store(fs)) >= seq);
+	/* a new file, fsynced: its name comes with it (one transaction) */
+	s2 = mk(fs, q, "synced-file", false);
+	CHECK_EQ(rd_fs_write(fs, s2, "hello", 5, 0, 0), 5);
+	CHECK_OK(rd_fs_fsync(fs, s2, false));
 	rd_fs_crash(fs);
 	fs = ns_open(img, mask);
 	CHECK_EQ(ns_ino(fs, RD_ROOT_INO, "q-moved"), q);
 	CHECK_EQ(ns_ino(fs, q, ".."), RD_ROOT_INO);
 	CHECK_EQ(rd_fs_lookup(fs, p, "q", &st), -ENOENT);
+	CHECK_EQ(ns_ino(fs, q, "synced-file"), s2);
+	{
+		char buf[8];
+
+		CHECK_EQ(rd_fs_read(fs, s2, buf, sizeof(buf), 0), 5);
+		CHECK(!memcmp(buf, "hello", 5));
+	}
+	CHECK_OK(rd_fs_unlink(fs, q, "synced-file"));
 	ns_check_tree(fs);
 	/* numbering resumes past everything that exists */
 	CHECK(mk(fs, RD_ROOT_INO, "after-crash", false) > s);

@@ -1,12 +1,16 @@
 /*
  * test_ns_crash.c - crash consistency of the namespace: rounds of random operations
- * (creates of every kind, links, unlinks, rmdirs, renames with all flags, xattrs, kernel
- * references held across unlinks), each ended by a simulated power cut at whatever point
- * the journal happened to reach, sometimes right after a flush. Every operation is one
- * transaction, so after every reopen the tree must be whole: link counts and ".." right,
- * every inode reachable from the root, no key left behind by a deleted inode, no orphan
- * marker left, and what was flushed before the cut present.
+ * (creates of every kind, links, unlinks, rmdirs, renames with all flags, xattrs, file
+ * data, kernel references held across unlinks), each ended by a simulated power cut at
+ * whatever point the journal happened to reach, sometimes right after a flush. Every
+ * namespace operation is one transaction, so after every reopen the tree must be whole:
+ * link counts and ".." right, every inode reachable from the root, no key (extents
+ * included) left behind by a deleted inode, no orphan marker left, and what was flushed
+ * before the cut present.
+ * And before each reopen, the filesystem check (rd_fsck_fs) on the image as the cut left it
+ * finds no error (orphans of unlinked-but-held inodes are allowed: they are crash leftovers).
  */
+#include "fsck_util.h"
 #include "ns_util.h"
 
 enum { ROUNDS = 12, OPS = 400, NAMES = 24, DIRS_MAX = 48, HELD_MAX = 16 };
@@ -43,7 +47,7 @@ static void one_op(struct rd_fs *fs, struct state *s, uint64_t *seed)
 
 	snprintf(a, sizeof(a), "n%u", (unsigned)(test_rand(seed) % NAMES));
 	snprintf(b, sizeof(b), "n%u", (unsigned)(test_rand(seed) % NAMES));
-	switch (test_rand(seed) % 14) {
+	switch (test_rand(seed) % 15) {
 	case 0:
 	case 1:
 		ret = rd_fs_mknod(fs, d1, a, S_IFREG | 0644, 0, &ns_cred, &st);
@@ -89,6 +93,18 @@ static void one_op(struct rd_fs *fs, struct state *s, uint64_t *seed)
 		ret = rd_fs_lookup(fs, d1, a, &st);
 		if (!ret)
 			ret = rd_fs_removexattr(fs, st.ino, b);
+		break;
+	case 14:	/* data, so deleted files have extents to lose */
+		ret = rd_fs_lookup(fs, d1, a, &st);
+		if (!ret && S_ISREG(st.mode)) {
+			size_t n = 1 + test_rand(seed) % sizeof(val);
+			ssize_t w;
+
+			memset(val, 'w', sizeof(val));
+			w = rd_fs_write(fs, st.ino, val, n, test_rand(seed) % 20000, 0);
+			ret = w < 0 ? (int)w : 0;
+			CHECK(w < 0 || (size_t)w == n);
+		}
 		break;
 	case 13:	/* the kernel looks something up and keeps it */
 		ret = rd_fs_lookup(fs, d1, a, &st);
@@ -142,6 +158,8 @@ int main(void)
 		}
 		rd_fs_crash(fs);
 		s.nheld = 0;		/* the kernel's references died with the daemon */
+		/* The image as the cut left it, before the open deletes its orphans. */
+		fu_check_clean(img, true, 0x1f);
 		fs = ns_open(img, 0x1f);
 		check_whole(fs);
 		if (flushed)
@@ -154,6 +172,7 @@ int main(void)
 		CHECK(s.ndirs >= 1);
 	}
 	CHECK_OK(rd_fs_close(fs));
+	fu_check_clean(img, true, 0x1f);
 	fs = ns_open(img, 0x1f);
 	fprintf(stderr, "%u operations (%u succeeded), %u crashes; %llu entries at the end\n",
 		nops, nok, ROUNDS, (unsigned long long)ns_check_tree(fs));
