@@ -460,7 +460,7 @@ static void walk_up(struct fsck_fs *c, struct fsck_inode *start)
 	}
 }
 
-/* The verdicts on one live inode (not an orphan, not the root's lost name). */
+/* The verdicts on one inode that stays (it exists and is no orphan). */
 static int judge(struct fsck_fs *c, struct fsck_inode *fi)
 {
 	struct fsck_obj obj = fsck_obj_ino(fi->ino);
