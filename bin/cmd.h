@@ -38,5 +38,7 @@ int cmd_show(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_dio_write(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

@@ -20,6 +20,8 @@ static const struct rd_cmd commands[] = {
 	{ "list",   "print the keys of one b-tree of an image", cmd_list },
 	{ "fsck",   "check an image (and repair what it safely can)", cmd_fsck },
 	{ "mount",  "serve an image at a mount point through FUSE", cmd_mount },
+	{ "dio-write", "write to a file of a mount with one direct-write ioctl", cmd_dio_write },
+	{ "stats",  "show the direct-write statistics of a mounted filesystem", cmd_stats },
 };
 
 static void usage(FILE *f)
@@ -27,7 +29,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: refdio COMMAND [ARGS...]\n"
 		   "       refdio --help | --version\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'refdio COMMAND --help' describes one command.\n");
 }
 

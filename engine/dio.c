@@ -162,7 +162,6 @@ struct rd_dio_write {
 	enum dio_stop		stop_why;
 	int			stop_err;
 	uint64_t		committed;	/* bytes: always the prefix [0, committed) */
-	uint64_t		chunks_committed;
 	bool			issue_done;	/* no chunk will be created: submission ref gone */
 	bool			pumping;	/* a thread is the pumper */
 	bool			again;		/* a callback came while pumping */
@@ -389,7 +388,7 @@ static void dio_complete(struct rd_dio_write *w)
 	if (w->stop_why == STOP_CANCEL && w->committed < w->len)
 		atomic_fetch_add_explicit(&st->interrupts, 1, memory_order_relaxed);
 	dio_stat_max(&st->write_held_peak, w->held_peak);
-	dio_stat_done(st, w->len, res, w->chunks_committed, dio_now() - w->t_start);
+	dio_stat_done(st, w->len, res, dio_now() - w->t_start);
 
 	w->done(w->priv, res);
 	rd_dio_write_put(w);	/* the reference all activity held together */
@@ -606,7 +605,7 @@ static void dio_commit_locked(struct rd_dio_write *w, struct dio_chunk *c)
 		dio_stop_locked(w, c->pos, STOP_ERROR, err < 0 ? err : -EIO);
 	} else {
 		w->committed += c->len;
-		w->chunks_committed++;
+		dio_stat_commit(&w->d->stats[w->sid], c->len);
 	}
 	dio_chunk_release_locked(w, c);
 }

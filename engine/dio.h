@@ -259,7 +259,7 @@ void rd_dio_write_put(struct rd_dio_write *w);
 
 struct rd_dio_stats {
 	uint64_t writes;		/* completed */
-	uint64_t bytes;			/* committed */
+	uint64_t bytes;			/* committed (counted chunk by chunk, as they land) */
 	uint64_t chunks;		/* committed */
 	uint64_t short_writes;		/* completed with 0 < res < length */
 	uint64_t failed;		/* completed with an error */

@@ -26,9 +26,11 @@ struct dio_stats {
 void dio_stat_max(_Atomic uint64_t *m, uint64_t v);
 /* A chunk came (+1, +bytes) or went (-1, -bytes): now-values and their peaks. */
 void dio_stat_chunk(struct dio_stats *st, int dchunks, int64_t dbytes);
+/* A chunk of len bytes was committed (bytes and chunks count as they land, so that a
+ * long write shows its progress). */
+void dio_stat_commit(struct dio_stats *st, uint64_t len);
 /* A write completed with res after lat_ns; len is what it asked for. */
-void dio_stat_done(struct dio_stats *st, uint64_t len, long res, uint64_t chunks,
-		   uint64_t lat_ns);
+void dio_stat_done(struct dio_stats *st, uint64_t len, long res, uint64_t lat_ns);
 void dio_stat_read(struct dio_stats *st, struct rd_dio_stats *out);
 void dio_stat_reset(struct dio_stats *st);
 

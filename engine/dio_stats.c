@@ -42,17 +42,19 @@ static unsigned lat_bucket(uint64_t us)
 	return b < RD_DIO_LAT_BUCKETS ? b : RD_DIO_LAT_BUCKETS - 1;
 }
 
-void dio_stat_done(struct dio_stats *st, uint64_t len, long res, uint64_t chunks,
-		   uint64_t lat_ns)
+void dio_stat_commit(struct dio_stats *st, uint64_t len)
+{
+	atomic_fetch_add_explicit(&st->chunks, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->bytes, len, memory_order_relaxed);
+}
+
+void dio_stat_done(struct dio_stats *st, uint64_t len, long res, uint64_t lat_ns)
 {
 	uint64_t us = lat_ns / 1000;
 
 	atomic_fetch_add_explicit(&st->writes, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&st->chunks, chunks, memory_order_relaxed);
 	if (res < 0)
 		atomic_fetch_add_explicit(&st->failed, 1, memory_order_relaxed);
-	else
-		atomic_fetch_add_explicit(&st->bytes, (uint64_t)res, memory_order_relaxed);
 	if (res >= 0 && (uint64_t)res < len)
 		atomic_fetch_add_explicit(&st->short_writes, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->lat_hist[lat_bucket(us)], 1, memory_order_relaxed);

@@ -79,7 +79,8 @@ void rd_daemon_drain(struct rd_daemon *d);
 
 /* The ioctls (ioctl.c): REFDIO_IOC_* of refdio_ioctl.h. */
 int rd_ioctl_init(struct rd_daemon *d);
-/* Cuts every running asynchronous write at its next chunk boundary (teardown). */
+/* Cuts every running asynchronous write at its next chunk boundary, waits for them, and
+ * drops their write handles (teardown, before rd_dio_destroy). */
 void rd_ioctl_stop(struct rd_daemon *d);
 /* After rd_dio_destroy: frees what is left. */
 void rd_ioctl_exit(struct rd_daemon *d);

@@ -78,7 +78,8 @@ struct async_write {
 	uint64_t		id;
 	pid_t			pid;
 	uid_t			uid;
-	uint64_t		len;
+	fuse_ino_t		ino;
+	uint64_t		off, len;
 	unsigned		strategy;	/* enum rd_dio_strategy */
 	uint64_t		t_submit, t_done;
 	bool			done;		/* (ioc->lock) */
@@ -91,6 +92,7 @@ struct rd_ioctl {
 	struct rd_daemon	*d;
 	pthread_mutex_t		lock;
 	pthread_cond_t		cond;		/* the helper: EINTR replies to send, or stop */
+	pthread_cond_t		idle;		/* nr_running reached 0 */
 	struct async_write	*head;
 	unsigned		nr, nr_running;
 	uint64_t		next_id;
@@ -112,6 +114,18 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Tells the kernel that [off, off + len) of ino changed behind its back (pages and
+ * attributes, i_size included), before the reply, so that the caller's next read sees the
+ * new bytes. Called from a dio worker, never on a path that serves a request of the same
+ * inode (the kernel may wait for page locks that such a request holds).
+ */
+static void inval_written(struct rd_daemon *d, fuse_ino_t ino, uint64_t off, long res)
+{
+	if (res > 0)
+		(void)fuse_lowlevel_notify_inval_inode(d->se, ino, (off_t)off, (off_t)res);
 }
 
 bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flags)
@@ -231,11 +245,13 @@ static void async_done(void *priv, long res)
 	struct wait_req *list, *wr;
 	bool collected = false;
 
+	inval_written(ioc->d, aw->ino, aw->off, res);
 	pthread_mutex_lock(&ioc->lock);
 	aw->result = res;
 	aw->t_done = now_ns();
 	aw->done = true;
-	ioc->nr_running--;
+	if (!--ioc->nr_running)
+		pthread_cond_broadcast(&ioc->idle);
 	list = aw->waiters;
 	aw->waiters = NULL;
 	for (wr = list; wr; wr = wr->next) {
@@ -303,8 +319,10 @@ int rd_ioctl_init(struct rd_daemon *d)
 	ioc->next_id = 1;
 	pthread_mutex_init(&ioc->lock, NULL);
 	pthread_cond_init(&ioc->cond, NULL);
+	pthread_cond_init(&ioc->idle, NULL);
 	ret = -pthread_create(&ioc->helper, NULL, helper_main, ioc);
 	if (ret) {
+		pthread_cond_destroy(&ioc->idle);
 		pthread_cond_destroy(&ioc->cond);
 		pthread_mutex_destroy(&ioc->lock);
 		free(ioc);
@@ -325,6 +343,13 @@ void rd_ioctl_stop(struct rd_daemon *d)
 	for (struct async_write *aw = ioc->head; aw; aw = aw->next)
 		if (!aw->done && aw->w)
 			rd_dio_cancel(aw->w);
+	while (ioc->nr_running)
+		pthread_cond_wait(&ioc->idle, &ioc->lock);
+	/* The results stay (for nobody now), the handles go: rd_dio_destroy waits for them. */
+	for (struct async_write *aw = ioc->head; aw; aw = aw->next) {
+		rd_dio_write_put(aw->w);
+		aw->w = NULL;
+	}
 	pthread_mutex_unlock(&ioc->lock);
 }
 
@@ -342,6 +367,7 @@ void rd_ioctl_exit(struct rd_daemon *d)
 		pthread_join(ioc->helper, NULL);
 	/* rd_dio_destroy ran: every write is done; uncollected results go with us. */
 	async_free_list(ioc->head);
+	pthread_cond_destroy(&ioc->idle);
 	pthread_cond_destroy(&ioc->cond);
 	pthread_mutex_destroy(&ioc->lock);
 	free(ioc);
@@ -388,6 +414,7 @@ static int writable_fh(struct rd_daemon *d, struct fuse_file_info *fi, struct rd
 struct sync_write {
 	fuse_req_t		req;
 	struct rd_daemon	*d;
+	fuse_ino_t		ino;
 	struct refdio_dio_write	io;		/* the caller's struct, returned filled */
 	uint64_t		t0;
 	atomic_uint		refs;		/* the handler's and the completion's */
@@ -424,6 +451,7 @@ static void sync_write_done(void *priv, long res)
 	struct sync_write *sw = priv;
 	struct rd_daemon *d = sw->d;
 
+	inval_written(d, sw->ino, sw->io.offset, res);
 	fuse_req_interrupt_func(sw->req, NULL, NULL);
 	if (res < 0) {
 		fuse_reply_err(sw->req, (int)-res);
@@ -459,6 +487,7 @@ static void ioctl_dio_write(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 	}
 	sw->req = req;
 	sw->d = d;
+	sw->ino = ino;
 	sw->io = *in;
 	sw->t0 = now_ns();
 	atomic_init(&sw->refs, 2);
@@ -522,6 +551,8 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 	aw->ioc = ioc;
 	aw->pid = ctx->pid;
 	aw->uid = ctx->uid;
+	aw->ino = ino;
+	aw->off = in->offset;
 	aw->len = in->len;
 	aw->strategy = a.strategy;
 	aw->t_submit = now_ns();
@@ -555,7 +586,8 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 		aw->done = true;
 		aw->result = ret;
 		aw->t_done = now_ns();
-		ioc->nr_running--;
+		if (!--ioc->nr_running)
+			pthread_cond_broadcast(&ioc->idle);
 		list = aw->waiters;
 		aw->waiters = NULL;
 		for (struct wait_req *wr = list; wr; wr = wr->next) {

@@ -6,9 +6,9 @@
  * namespace operation is one transaction, so after every reopen the tree must be whole:
  * link counts and ".." right, every inode reachable from the root, no key (extents
  * included) left behind by a deleted inode, no orphan marker left, and what was flushed
- * before the cut present. And before each reopen, the filesystem check (rd_fsck_fs) on
- * the image as the cut left it finds no error (orphans of unlinked-but-held inodes are
- * allowed: they are crash leftovers).
+ * before the cut present.
+ * And before each reopen, the filesystem check (rd_fsck_fs) on the image as the cut left it
+ * finds no error (orphans of unlinked-but-held inodes are allowed: they are crash leftovers).
  */
 #include "fsck_util.h"
 #include "ns_util.h"

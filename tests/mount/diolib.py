@@ -1,0 +1,153 @@
+"""diolib.py - the refdio direct-write ioctls from Python, the dio-write test pattern, and
+the daemon's statistics, for the dio mount tests.
+
+The ioctl structs are packed here by hand from include/refdio_ioctl.h (a second client of
+the ABI besides `refdio dio-write`); their sizes are asserted against the header's.
+"""
+import ctypes
+import fcntl
+import hashlib
+import json
+import mmap
+import os
+import struct
+import subprocess
+
+from mountlib import REFDIO
+
+MAGIC = 0xD1
+WRITE_FMT = "=QQQIIIIIIQqQ4Q"     # struct refdio_dio_write
+WAIT_FMT = "=QIIqQQ3Q"            # struct refdio_dio_wait
+assert struct.calcsize(WRITE_FMT) == 104
+assert struct.calcsize(WAIT_FMT) == 64
+
+
+def _iowr(nr, size):
+    return (3 << 30) | (size << 16) | (MAGIC << 8) | nr
+
+
+DIO_WRITE = _iowr(1, 104)
+DIO_SUBMIT = _iowr(2, 104)
+DIO_WAIT = _iowr(3, 64)
+STATS = _iowr(4, 2472)
+
+STRATEGIES = ["refctx", "pin", "chunk", "bounce64"]   # REFDIO_STRATEGY_* = index + 1
+ISSUES = ["inline", "punt"]                           # REFDIO_ISSUE_* = index + 1
+DSYNC = 1
+WAIT_NOWAIT = 1
+MIB = 1 << 20
+GIB = 1 << 30
+PERIOD = 4 * MIB + 4096          # the pattern's period (bin/cmd_dio_write.c)
+
+
+class Memory:
+    """Anonymous memory of this process with its address, for the ioctls to read."""
+
+    def __init__(self, data):
+        self.len = len(data)
+        self.mm = mmap.mmap(-1, max(self.len, 1))
+        self.mm[:self.len] = data
+        self._c = ctypes.c_char.from_buffer(self.mm)
+        self.addr = ctypes.addressof(self._c)
+
+    def close(self):
+        del self._c
+        self.mm.close()
+
+
+def _write_struct(addr, length, offset, flags=0, strategy=0, issue=0, window=0, chunk=0):
+    # buf, len, offset, flags, strategy, window, chunk, issue, reserved0, id, result,
+    # elapsed_ns, reserved[4]
+    return bytearray(struct.pack(WRITE_FMT, addr, length, offset, flags, strategy, window,
+                                 chunk, issue, 0, 0, 0, 0, 0, 0, 0, 0))
+
+
+def dio_write(fd, addr, length, offset, **kw):
+    """REFDIO_IOC_DIO_WRITE: returns (bytes written, daemon ns). Raises OSError."""
+    b = _write_struct(addr, length, offset, **kw)
+    fcntl.ioctl(fd, DIO_WRITE, b, True)
+    f = struct.unpack(WRITE_FMT, b)
+    return f[10], f[11]
+
+
+def dio_submit(fd, addr, length, offset, **kw):
+    """REFDIO_IOC_DIO_SUBMIT: returns the id."""
+    b = _write_struct(addr, length, offset, **kw)
+    fcntl.ioctl(fd, DIO_SUBMIT, b, True)
+    return struct.unpack(WRITE_FMT, b)[9]
+
+
+def dio_wait(fd, wid, nowait=False):
+    """REFDIO_IOC_DIO_WAIT: returns (result, len). Raises OSError (EAGAIN, ENOENT...)."""
+    b = bytearray(struct.pack(WAIT_FMT, wid, WAIT_NOWAIT if nowait else 0, 0, 0, 0, 0, 0, 0, 0))
+    fcntl.ioctl(fd, DIO_WAIT, b, True)
+    f = struct.unpack(WAIT_FMT, b)
+    return f[3], f[4]
+
+
+_blocks = {}
+
+
+def pattern_block(seed):
+    """The P-byte block of `refdio dio-write --pattern SEED`."""
+    if seed not in _blocks:
+        _blocks[seed] = b"".join(hashlib.sha256(struct.pack("<QQ", seed, i)).digest()
+                                 for i in range(PERIOD // 32))
+    return _blocks[seed]
+
+
+def pattern(seed, off, n):
+    """The pattern's bytes for file range [off, off + n)."""
+    block = pattern_block(seed)
+    start = off % PERIOD
+    reps = (start + n) // PERIOD + 1
+    return (block * reps)[start:start + n]
+
+
+def check_pattern(path, seed, off, n):
+    """Whether file bytes [off, off + n) are the pattern (read a period at a time)."""
+    block = pattern_block(seed)
+    start = off % PERIOD
+    rot = block[start:] + block[:start]
+    with open(path, "rb", buffering=0) as f:
+        f.seek(off)
+        done = 0
+        while done < n:
+            want = min(PERIOD, n - done)
+            got = f.read(want)
+            if got != rot[:want]:
+                return False
+            done += want
+    return True
+
+
+def stats(mnt, reset=False):
+    args = [REFDIO, "stats", mnt, "--json"] + (["--reset"] if reset else [])
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError("refdio stats exited %d: %s" % (p.returncode, p.stderr))
+    return json.loads(p.stdout)
+
+
+def dio_write_cli(path, *args, check=True, **kw):
+    """Runs refdio dio-write --json; returns (exit status, the result object or None)."""
+    p = subprocess.run([REFDIO, "dio-write", "--json", *args, path], capture_output=True,
+                       text=True, **kw)
+    if check and p.returncode not in (0, 3):
+        raise AssertionError("dio-write %s exited %d: %s" % (" ".join(args), p.returncode,
+                                                             p.stderr))
+    lines = [line for line in p.stdout.splitlines() if line.startswith("{") and "bytes" in line]
+    return p.returncode, (json.loads(lines[-1]) if lines else None)
+
+
+def sanitizer_report(log_text):
+    """The first line of a sanitizer report in a daemon log, or None."""
+    for line in log_text.splitlines():
+        if ("AddressSanitizer" in line or "LeakSanitizer" in line or
+                "runtime error:" in line or "ThreadSanitizer" in line):
+            return line
+    return None
+
+
+def test_dir():
+    return os.environ.get("RD_TEST_DIR", "/tmp")
