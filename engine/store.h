@@ -87,8 +87,10 @@ int rd_store_open(const char *path, const struct rd_open_opts *o, struct rd_stor
  * Returns the first error met; the store is freed in all cases. */
 int rd_store_close(struct rd_store *s);
 
-/* Test hook: forget everything not yet durable, as a power cut would, and free the
- * store. Nothing more is written after this call starts. */
+/* Test hook: a crash of the process: everything in memory is dropped and nothing more is
+ * written after this call starts, but every write already issued reaches the image. A
+ * power cut, where the device also loses what it had not flushed, is rd_io_model's job
+ * (io_model.h) on top of this. */
 void rd_store_crash(struct rd_store *s);
 
 /* Makes every transaction committed up to seq durable (0 = everything so far): the journal
