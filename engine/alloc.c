@@ -20,6 +20,7 @@
 #include "alloc_priv.h"
 #include "btree.h"
 #include "errors.h"
+#include "journal.h"
 #include "store.h"
 
 void alloc_log(const char *fmt, ...)
@@ -293,6 +294,20 @@ static uint64_t alloc_meta_reserve(uint64_t usable, uint64_t nodes_per_bucket)
 	return r;
 }
 
+/* What the b-trees call instead of the allocator (btree.h). A commit's journal room: at
+ * most two alloc keys per delta (the key and a generation change). */
+static const struct rd_btree_space_ops alloc_space_ops = {
+	.trans_prepare	= rd_alloc_trans_prepare,
+	.trans_done	= rd_alloc_trans_done,
+	.delta_journal_bytes = 2 * ((sizeof(struct rd_jrec) + sizeof(struct rd_bkey_disk) +
+				     sizeof(struct rd_alloc_v) + 7) & ~(size_t)7),
+	.node_prepare	= rd_alloc_btree_prepare,
+	.node_alloc	= rd_alloc_btree_node,
+	.node_free	= rd_alloc_btree_node_free,
+	.node_room	= rd_alloc_btree_room,
+	.ptr_stale	= rd_alloc_ptr_stale,
+};
+
 int rd_alloc_init(struct rd_store *s)
 {
 	const struct rd_geometry *g = &s->geo;
@@ -362,6 +377,7 @@ int rd_alloc_init(struct rd_store *s)
 		/* Empty buckets are free at once: freed_seq 0 is durable. */
 		alloc_settle(a, i, ALLOC_CLASS_NONE);
 	}
+	rd_btree_set_space(s, &alloc_space_ops);
 	return 0;
 err:
 	alloc_free_all(a);
@@ -370,6 +386,8 @@ err:
 
 void rd_alloc_exit(struct rd_store *s)
 {
+	if (s->alloc)
+		rd_btree_set_space(s, NULL);
 	alloc_free_all(s->alloc);
 	s->alloc = NULL;
 }
@@ -756,7 +774,7 @@ void rd_alloc_space(struct rd_store *s, struct rd_space *sp)
 	if (!a)
 		return;
 	sp->usable_bytes = (a->last - a->first) * a->bucket_size;
-	durable = rd_store_durable_seq(s);
+	durable = rd_journal_durable_seq(s->journal);
 
 	pthread_mutex_lock(&a->lock);
 	alloc_migrate(a, durable);

@@ -17,6 +17,7 @@
 #include "alloc_priv.h"
 #include "btree.h"
 #include "errors.h"
+#include "journal.h"
 #include "store.h"
 
 /* Tries to make the journal durable this many times before user allocation gives up. */
@@ -170,7 +171,7 @@ int rd_alloc_sectors(struct rd_store *s, enum rd_write_point wpi, uint32_t want_
 
 	for (tries = 0;; tries++) {
 		/* Read outside the alloc lock: the journal has locks of its own. */
-		uint64_t durable = rd_store_durable_seq(s);
+		uint64_t durable = rd_journal_durable_seq(s->journal);
 
 		pthread_mutex_lock(&a->lock);
 		alloc_migrate(a, durable);
@@ -187,7 +188,7 @@ int rd_alloc_sectors(struct rd_store *s, enum rd_write_point wpi, uint32_t want_
 		}
 		/* Only buckets waiting for the journal are empty: make the entries that emptied
 		 * them durable (no lock held here), then try again. */
-		ret = rd_store_flush(s, flush_to);
+		ret = rd_journal_flush(s->journal, flush_to);
 		if (ret)
 			break;
 	}
@@ -252,7 +253,7 @@ int rd_alloc_btree_prepare(struct rd_store *s, uint64_t nodes, struct rd_trans *
 
 	if (!a)
 		return -EINVAL;
-	durable = rd_store_durable_seq(s);
+	durable = rd_journal_durable_seq(s->journal);
 	wp = &a->wp[RD_WP_BTREE];
 
 	pthread_mutex_lock(&a->lock);

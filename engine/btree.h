@@ -143,7 +143,8 @@ int rd_trans_put(struct rd_trans *t, enum rd_btree_id id, struct rd_bpos pos, ui
 /* Queue a delete of (id, pos); deleting an absent key is not an error. */
 int rd_trans_del(struct rd_trans *t, enum rd_btree_id id, struct rd_bpos pos);
 
-/* Allocator accounting carried by the transaction (see alloc.h: rd_alloc_account). */
+/* Accounting carried by the transaction for the space hooks (rd_btree_space_ops; the
+ * allocator's rd_alloc_account adds them): sectors a bucket gains or loses. */
 struct rd_alloc_delta {
 	uint64_t bucket;
 	int64_t  sectors;
@@ -156,7 +157,7 @@ const struct rd_alloc_delta *rd_trans_delta(const struct rd_trans *t, size_t i);
 bool rd_trans_empty(const struct rd_trans *t);
 
 /*
- * Commits atomically: the allocator turns the deltas into alloc-key updates, the records go
+ * Commits atomically: the space hooks turn the deltas into key updates, the records go
  * into the current journal entry (seq returned in *seq if not NULL), then the trees are
  * updated. Updates apply in the order queued. Frees t whatever the result. Not durable
  * until rd_store_flush(seq). -E2BIG if the transaction cannot fit in one journal entry,
@@ -165,6 +166,42 @@ bool rd_trans_empty(const struct rd_trans *t);
 int rd_trans_commit(struct rd_trans *t, uint64_t *seq);
 /* Drops an uncommitted transaction. */
 void rd_trans_free(struct rd_trans *t);
+
+/* Deletes every key of tree id in [from, to], at most batch keys per transaction (each
+ * committed alone: a crash part-way leaves a prefix deleted). No allocator accounting:
+ * callers that delete extents account for them themselves, or on purpose do not. */
+int rd_trans_delete_range(struct rd_store *s, enum rd_btree_id id, struct rd_bpos from,
+			  struct rd_bpos to, unsigned batch);
+
+/* ---- the space below the trees -------------------------------------------------------- */
+
+/*
+ * What the allocator plugs into the b-trees (bcachefs's triggers, in small): the trees and
+ * transactions call these hooks, never the allocator by name, so the allocator can sit on
+ * top of the trees it keeps its keys in. Registered once the allocator is up; until then
+ * (journal replay, the first checkpoint of an open) transactions carry no deltas, no
+ * pointer can be found stale, and a checkpoint has no node to write.
+ */
+struct rd_btree_space_ops {
+	/* In a commit, index lock held, before journaling: turn t's deltas (and pending
+	 * generation changes) into key updates queued in t. */
+	int		(*trans_prepare)(struct rd_store *s, struct rd_trans *t);
+	/* After t was journaled as seq and applied to the trees. */
+	void		(*trans_done)(struct rd_store *s, struct rd_trans *t, uint64_t seq);
+	/* Journal bytes trans_prepare may add per delta (the commit sizes its entry). */
+	size_t		delta_journal_bytes;
+	/* Node space for a checkpoint: see rd_alloc_btree_prepare / _node / _node_free. */
+	int		(*node_prepare)(struct rd_store *s, uint64_t nodes, struct rd_trans *t);
+	int		(*node_alloc)(struct rd_store *s, uint64_t *offset, uint32_t *gen);
+	void		(*node_free)(struct rd_store *s, uint64_t offset, uint64_t seq);
+	/* Node slots a checkpoint could take now (checkpoints come before it runs out). */
+	uint64_t	(*node_room)(struct rd_store *s);
+	/* Whether a node pointer's generation is behind its bucket's. */
+	bool		(*ptr_stale)(const struct rd_store *s, uint64_t offset, uint32_t gen);
+};
+
+/* ops (static, outliving the store's use of it), or NULL when the allocator goes. */
+void rd_btree_set_space(struct rd_store *s, const struct rd_btree_space_ops *ops);
 
 /* ---- checkpoints, walks, statistics --------------------------------------------------- */
 

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "btree_internal.h"
 #include "errors.h"
 #include "io.h"
@@ -60,6 +59,20 @@ void rd_btree_lru_touch(struct rd_store *s, struct rd_bnode *n)
 }
 
 /* ---- state --------------------------------------------------------------------------- */
+
+void rd_btree_set_space(struct rd_store *s, const struct rd_btree_space_ops *ops)
+{
+	s->btree->space = ops;
+}
+
+/* A pointer read from a node or the journal whose bucket moved on: only the allocator can
+ * tell, once it is up; a replay applies raw and checks nothing. */
+static bool node_ptr_stale(struct rd_store *s, struct rd_bptr ptr)
+{
+	const struct rd_btree_state *b = s->btree;
+
+	return b->space && !b->replaying && b->space->ptr_stale(s, ptr.offset, ptr.gen);
+}
 
 int rd_btree_state_init(struct rd_store *s, uint64_t cache_bytes)
 {
@@ -163,7 +176,7 @@ int rd_btree_node_read(struct rd_store *s, struct rd_bptr ptr, const struct rd_b
 	    ptr.offset > hi - g->btree_node_size ||
 	    ptr.offset / g->bucket_size != (ptr.offset + g->btree_node_size - 1) / g->bucket_size)
 		return -RD_ERR_NODE_INVALID;
-	if (b->alloc_ready && !b->replaying && rd_alloc_ptr_stale(s, ptr.offset, ptr.gen))
+	if (node_ptr_stale(s, ptr))
 		return -RD_ERR_STALE_PTR;
 	ret = rd_io_read(s->io, b->read_buf, g->btree_node_size, ptr.offset);
 	if (ret)
@@ -324,7 +337,7 @@ void rd_btree_readahead(struct rd_store *s, struct rd_bnode *p, uint32_t idx)
 		/* Anything wrong (short read, stale, invalid) is left for the synchronous read
 		 * to find and report when the node is really needed. */
 		if (x->res == (long)g->btree_node_size &&
-		    !(b->alloc_ready && !b->replaying && rd_alloc_ptr_stale(s, ptr.offset, ptr.gen)) &&
+		    !node_ptr_stale(s, ptr) &&
 		    !rd_bnode_decode(x->buf, g->btree_node_size, g, &e, &c)) {
 			c->ptr = ptr;
 			c->cached = true;
@@ -422,7 +435,8 @@ bool rd_btree_want_checkpoint(struct rd_store *s)
 
 	if (b->nodes_dirty * s->geo.btree_node_size > b->cache_limit / 2)
 		return true;
-	return b->nodes_dirty && b->nodes_dirty + 2 * RD_BTREE_CKPT_SLACK >= rd_alloc_btree_room(s);
+	return b->nodes_dirty && b->space &&
+	       b->nodes_dirty + 2 * RD_BTREE_CKPT_SLACK >= b->space->node_room(s);
 }
 
 void rd_btree_cache_shrink(struct rd_store *s)

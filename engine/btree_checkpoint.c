@@ -3,10 +3,10 @@
  *
  * Owns: the checkpoint sequence, with the index lock held throughout:
  *   1. close and flush the open journal entry;
- *   2. reserve node space: rd_alloc_btree_prepare for the dirty nodes (plus slack) queues
+ *   2. reserve node space: the space hooks' node_prepare for the dirty nodes (plus slack) queues
  *      the alloc keys of the buckets it opens in a transaction; committing it may dirty more
  *      alloc-tree nodes, so recount and reserve again until covered; flush that entry;
- *   3. write every dirty node bottom-up, each to fresh space from rd_alloc_btree_node(), with
+ *   3. write every dirty node bottom-up, each to fresh space from the hooks' node_alloc, with
  *      a seq no node ever had (checkpoint seq << 24 | n: journal seqs are never reused), then
  *      point the parent at it; the old location is freed as of the checkpoint seq, and so
  *      are nodes dropped by merges since the last checkpoint;
@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "btree_internal.h"
 #include "errors.h"
 #include "io.h"
@@ -102,6 +101,13 @@ static int wait_all(struct ckpt *c)
 }
 
 /* Writes n's dirty descendants, then n. */
+/* The node's old location is free once the checkpoint seq is durable. */
+static void node_free(struct rd_store *s, uint64_t offset, uint64_t seq)
+{
+	if (s->btree->space)
+		s->btree->space->node_free(s, offset, seq);
+}
+
 static int write_node(struct ckpt *c, struct rd_bnode *n)
 {
 	struct rd_store *s = c->s;
@@ -125,14 +131,15 @@ static int write_node(struct ckpt *c, struct rd_bnode *n)
 	if (!n->parent && !n->level && !n->nr) {
 		/* An empty tree is recorded as root offset 0: nothing to write. */
 		if (n->ptr.offset)
-			rd_alloc_btree_node_free(s, n->ptr.offset, c->seq);
+			node_free(s, n->ptr.offset, c->seq);
 		n->ptr = (struct rd_bptr){ 0 };
 		rd_btree_node_clean(s, n);
 		return 0;
 	}
 	if (c->nodes >= (1ull << NODE_SEQ_SHIFT))
 		return -RD_ERR_NO_SPACE_META;
-	ret = rd_alloc_btree_node(s, &ptr.offset, &ptr.gen);
+	ret = s->btree->space ? s->btree->space->node_alloc(s, &ptr.offset, &ptr.gen)
+			      : -RD_ERR_NO_SPACE_META;	/* no allocator yet: nothing may be dirty */
 	if (ret)
 		return ret;
 	ptr.seq = (c->seq << NODE_SEQ_SHIFT) | c->nodes++;
@@ -148,7 +155,7 @@ static int write_node(struct ckpt *c, struct rd_bnode *n)
 	b->node_writes++;
 
 	if (n->ptr.offset)
-		rd_alloc_btree_node_free(s, n->ptr.offset, c->seq);
+		node_free(s, n->ptr.offset, c->seq);
 	n->ptr = ptr;
 	if (n->parent) {
 		struct rd_btree_ptr d = rd_bptr_to_disk(ptr);
@@ -175,7 +182,8 @@ static int reserve_space(struct rd_store *s)
 		t = rd_trans_new(s);
 		if (!t)
 			return -ENOMEM;
-		ret = rd_alloc_btree_prepare(s, want, t);	/* room is absolute */
+		/* (room is absolute; before the allocator is up there is nothing to write) */
+		ret = b->space ? b->space->node_prepare(s, want, t) : 0;
 		if (!ret)
 			ret = rd_trans_commit_locked(t, NULL, false);
 		rd_trans_free(t);
@@ -248,7 +256,7 @@ int rd_btree_checkpoint_locked(struct rd_store *s)
 		if (b->roots[id].node)
 			ret = write_node(&c, b->roots[id].node);
 	for (size_t i = 0; !ret && i < b->nr_pending_free; i++)
-		rd_alloc_btree_node_free(s, b->pending_free[i], c.seq);
+		node_free(s, b->pending_free[i], c.seq);
 	if (!ret)
 		b->nr_pending_free = 0;
 	{

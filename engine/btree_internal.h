@@ -25,13 +25,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "util.h"
 #include "btree.h"
 #include "format.h"
 #include "sb.h"
-
-/* Deepest tree accepted from disk: far beyond what any image reaches (a 4 KiB node holds at
- * least 82 children), small enough to bound recursion. */
-#define RD_BTREE_MAX_DEPTH	32
 
 /* A node pointer in host order. offset 0: never written. */
 struct rd_bptr {
@@ -103,18 +100,10 @@ struct rd_btree_state {
 	void			**write_bufs;	/* checkpoint write buffers, kept across */
 	unsigned		nr_write_bufs;
 	bool			replaying;	/* raw apply: no merges, no stale checks */
-	bool			alloc_ready;	/* rd_alloc_init done: stale checks possible */
+	/* The allocator's hooks, once it is up (rd_btree_set_space); NULL before. */
+	const struct rd_btree_space_ops *space;
 	int			err;		/* trees no longer match the journal: fatal */
 };
-
-/* Memory aligned for O_DIRECT, not zeroed: large buffers that are always written before
- * they are read (rd_io_buf_alloc zero-fills, which faults in every page up front). */
-static inline void *rd_buf_alloc_uninit(size_t len)
-{
-	void *p = NULL;
-
-	return posix_memalign(&p, 4096, (len + 4095) & ~(size_t)4095) ? NULL : p;
-}
 
 /* ---- btree_node.c: pure node logic, no I/O ------------------------------------------ */
 
@@ -127,16 +116,6 @@ static inline size_t rd_bkey_packed(size_t val_len)
 static inline size_t rd_bkey_bytes(size_t val_len)
 {
 	return sizeof(struct rd_bkey) + ((val_len + 7) & ~(size_t)7);
-}
-
-/* Largest value in a node of node_size bytes: a key then takes at most a quarter of the
- * node's payload, so splitting at the byte midpoint always leaves both halves in bounds. */
-static inline size_t rd_btree_max_val_for(uint32_t node_size)
-{
-	size_t v = (((size_t)node_size - sizeof(struct rd_btree_node)) / 4 -
-		    sizeof(struct rd_bkey_disk)) & ~(size_t)7;
-
-	return v < (UINT16_MAX & ~7u) ? v : (UINT16_MAX & ~7u);	/* val_len is 16 bits */
 }
 
 struct rd_bkey *rd_bkey_new(struct rd_bpos pos, uint8_t type, const void *val, size_t val_len);

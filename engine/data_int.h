@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util.h"
 #include "fs_priv.h"
 
 /* ---- limits ------------------------------------------------------------------------- */
@@ -126,31 +127,14 @@ ssize_t rd_data_wr_commit_truncate(struct rd_fs *fs, struct rd_data_wr *wr, uint
 int rd_data_commit_inode(struct rd_fs *fs, struct rd_inode *ip, struct rd_trans *t,
 			 const struct rd_inode_mem *old);
 
-/* Waits for an rd_data_wr_submit to finish: a done callback and what it was told. */
-struct rd_data_wait {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	int err;
-};
-void rd_data_wait_init(struct rd_data_wait *w);
+/* Waiting for an rd_data_wr_submit: pass rd_data_wait_done with a struct rd_completion
+ * (util.h) as priv, then rd_completion_wait() gives the error. */
 void rd_data_wait_done(void *priv, int err);	/* the rd_data_wr_done_fn */
-int rd_data_wait(struct rd_data_wait *w);	/* waits, destroys, returns err */
 
-/* Block size and rounding helpers. */
+/* The block size (rounding helpers: util.h). */
 static inline uint64_t rd_data_bs(const struct rd_fs *fs)
 {
 	return fs->s->geo.block_size;
-}
-
-static inline uint64_t rd_round_down(uint64_t x, uint64_t a)
-{
-	return x / a * a;
-}
-
-static inline uint64_t rd_round_up(uint64_t x, uint64_t a)
-{
-	return (x + a - 1) / a * a;
 }
 
 #endif

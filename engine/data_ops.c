@@ -33,19 +33,6 @@
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static int get_file(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
-{
-	int ret = rd_inode_get(fs, ino, out);
-
-	if (ret)
-		return ret;
-	if (!S_ISREG((*out)->i.mode)) {
-		ret = S_ISDIR((*out)->i.mode) ? -EISDIR : -EINVAL;
-		rd_inode_put(fs, *out);
-	}
-	return ret;
-}
-
 static uint64_t inode_size(struct rd_inode *ip)
 {
 	uint64_t size;
@@ -392,7 +379,7 @@ static int truncate_tail_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t n
 	uint64_t bs = rd_data_bs(fs);
 	size_t zlen = (size_t)(bs - new_size % bs);
 	unsigned flags = RD_DATA_WR_LOCKED | RD_DATA_WR_NO_EXTEND | RD_DATA_WR_INTERNAL;
-	struct rd_data_wait w;
+	struct rd_completion w;
 	void *z;
 	int ret;
 
@@ -406,9 +393,9 @@ static int truncate_tail_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t n
 			ret = rd_data_wr_begin(fs, ip, new_size, zlen, flags, wr);
 	}
 	if (!ret) {
-		rd_data_wait_init(&w);
+		rd_completion_init(&w);
 		rd_data_wr_submit(fs, *wr, z, rd_data_wait_done, &w);
-		ret = rd_data_wait(&w);
+		ret = (int)rd_completion_wait(&w);
 		if (ret) {
 			rd_data_wr_abort(fs, *wr);
 			*wr = NULL;
@@ -581,7 +568,7 @@ int rd_fs_fallocate(struct rd_fs *fs, uint64_t ino, int mode, uint64_t off, uint
 		return -EINVAL;
 	if (off >= RD_DATA_MAX_FILE || len > RD_DATA_MAX_FILE - off)
 		return -EFBIG;
-	ret = get_file(fs, ino, &ip);
+	ret = rd_inode_get_file(fs, ino, &ip);
 	if (ret)
 		return ret;
 	d = rd_data_inode_of(ip);
@@ -638,7 +625,7 @@ int rd_fs_lseek(struct rd_fs *fs, uint64_t ino, uint64_t off, int whence, uint64
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
-	ret = get_file(fs, ino, &ip);
+	ret = rd_inode_get_file(fs, ino, &ip);
 	if (ret)
 		return ret;
 	size = inode_size(ip);

@@ -265,27 +265,13 @@ int rd_data_read_raw(struct rd_fs *fs, struct rd_inode *ip, void *buf, size_t le
 	return ret;
 }
 
-/* A referenced regular file, or why not. */
-static int get_file(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
-{
-	int ret = rd_inode_get(fs, ino, out);
-
-	if (ret)
-		return ret;
-	if (!S_ISREG((*out)->i.mode)) {
-		ret = S_ISDIR((*out)->i.mode) ? -EISDIR : -EINVAL;
-		rd_inode_put(fs, *out);
-	}
-	return ret;
-}
-
 ssize_t rd_fs_read(struct rd_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
 	struct rd_inode *ip;
 	uint64_t size;
 	int ret;
 
-	ret = get_file(fs, ino, &ip);
+	ret = rd_inode_get_file(fs, ino, &ip);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&ip->lock);

@@ -512,37 +512,9 @@ ssize_t rd_data_wr_commit_truncate(struct rd_fs *fs, struct rd_data_wr *wr, uint
 
 /* ---- waiting for a submit ---------------------------------------------------------- */
 
-void rd_data_wait_init(struct rd_data_wait *w)
-{
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	w->done = false;
-	w->err = 0;
-}
-
 void rd_data_wait_done(void *priv, int err)
 {
-	struct rd_data_wait *w = priv;
-
-	pthread_mutex_lock(&w->lock);
-	w->err = err;
-	w->done = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-}
-
-int rd_data_wait(struct rd_data_wait *w)
-{
-	int err;
-
-	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		pthread_cond_wait(&w->cond, &w->lock);
-	err = w->err;
-	pthread_mutex_unlock(&w->lock);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	return err;
+	rd_completion_done(priv, err);
 }
 
 /* ---- synchronous writes ------------------------------------------------------------ */
@@ -600,7 +572,7 @@ ssize_t rd_data_write(struct rd_fs *fs, struct rd_inode *ip, const void *buf, si
 		uint64_t pos = off + done;
 		size_t n = len - done;
 		struct rd_data_wr *wr;
-		struct rd_data_wait w;
+		struct rd_completion w;
 		ssize_t c;
 
 		/* Pieces end on block boundaries, so only the first and last have edges. */
@@ -609,9 +581,9 @@ ssize_t rd_data_write(struct rd_fs *fs, struct rd_inode *ip, const void *buf, si
 		ret = begin_piece(fs, ip, pos, &n, flags, &wr);
 		if (ret)
 			break;
-		rd_data_wait_init(&w);
+		rd_completion_init(&w);
 		rd_data_wr_submit(fs, wr, (const char *)buf + done, rd_data_wait_done, &w);
-		ret = rd_data_wait(&w);
+		ret = (int)rd_completion_wait(&w);
 		if (ret) {
 			rd_data_wr_abort(fs, wr);
 			break;

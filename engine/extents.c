@@ -38,14 +38,17 @@ void rd_extent_pack(const struct rd_extent *e, struct rd_extent_v *v)
 	v->csum = rd_le64_of(e->csum);
 }
 
-int rd_extent_unpack(const struct rd_store *s, const struct rd_bkey *k, struct rd_extent *e)
+const char *rd_extent_decode(const struct rd_store *s, const struct rd_bkey *k,
+			     struct rd_extent *e)
 {
 	const struct rd_geometry *g = &s->geo;
-	const struct rd_extent_v *v = (const struct rd_extent_v *)k->val;
-	uint64_t rbytes, first, last;
+	const struct rd_extent_v *v = (const void *)k->val;
+	uint64_t rbytes;
 
 	if (k->type != RD_KEY_EXTENT || k->val_len != sizeof(*v))
-		return -EIO;
+		return "wrong key type or value size";
+	if (k->pos.snapshot)
+		return "has a snapshot";
 	e->end = k->pos.offset;
 	e->size = rd_le32_get(v->size);
 	e->dev_offset = rd_le64_get(v->dev_offset);
@@ -55,21 +58,36 @@ int rd_extent_unpack(const struct rd_store *s, const struct rd_bkey *k, struct r
 	e->csum_type = v->csum_type;
 	e->flags = rd_le16_get(v->flags);
 	e->csum = rd_le64_get(v->csum);
-
-	/* Checked so that nothing below can read outside the region, the region outside
-	 * its bucket, or a bucket outside the allocatable part of the device. */
 	rbytes = (uint64_t)e->region_sectors << RD_SECTOR_SHIFT;
-	if (!e->size || e->size > e->end || !e->region_sectors ||
-	    (uint64_t)e->region_offset + e->size > e->region_sectors ||
-	    rbytes > g->encoded_extent_max || e->dev_offset % g->block_size ||
-	    rbytes % g->block_size || e->csum_type >= RD_CSUM_NR || v->compression ||
-	    (e->flags & ~RD_EXTENT_UNWRITTEN))
-		return -EIO;
-	first = e->dev_offset / g->bucket_size;
-	last = (e->dev_offset + rbytes - 1) / g->bucket_size;
-	if (first != last || first < g->first_bucket || first >= g->last_bucket)
-		return -EIO;
-	return 0;
+	if (!e->size)
+		return "size 0";
+	if (e->size > e->end)
+		return "starts before the file's first sector";
+	if (!e->region_sectors)
+		return "empty region";
+	if ((uint64_t)e->region_offset + e->size > e->region_sectors)
+		return "data past the end of its region";
+	if (rbytes > g->encoded_extent_max)
+		return "region larger than encoded_extent_max";
+	if (e->dev_offset % g->block_size || rbytes % g->block_size)
+		return "region not made of whole blocks";
+	if (e->csum_type >= RD_CSUM_NR)
+		return "unknown checksum type";
+	if (v->compression)
+		return "compressed (no compression is defined)";
+	if (e->flags & ~RD_EXTENT_UNWRITTEN)
+		return "unknown flags";
+	if (e->dev_offset / g->bucket_size != (e->dev_offset + rbytes - 1) / g->bucket_size)
+		return "region crosses a bucket boundary";
+	if (e->dev_offset / g->bucket_size < g->first_bucket ||
+	    e->dev_offset / g->bucket_size >= g->last_bucket)
+		return "region outside the allocatable buckets";
+	return NULL;
+}
+
+int rd_extent_unpack(const struct rd_store *s, const struct rd_bkey *k, struct rd_extent *e)
+{
+	return rd_extent_decode(s, k, e) ? -EIO : 0;
 }
 
 void rd_extent_list_free(struct rd_extent_list *l)

@@ -50,8 +50,13 @@ static inline bool rd_extent_unwritten(const struct rd_extent *e)
 }
 
 void rd_extent_pack(const struct rd_extent *e, struct rd_extent_v *v);
-/* Decodes and checks a key of the extents tree against the store's geometry: -EIO if the
- * key is malformed (wrong type or size, region outside one bucket, bad csum type...). */
+/* Decodes and checks a key of the extents tree against the store's geometry, so that
+ * nothing using it can read outside its region, the region outside its bucket, or a bucket
+ * outside the allocatable part of the device. NULL if well formed, else what is wrong with
+ * it (fsck prints that). */
+const char *rd_extent_decode(const struct rd_store *s, const struct rd_bkey *k,
+			     struct rd_extent *e);
+/* The same: 0, or -EIO if the key is malformed. */
 int rd_extent_unpack(const struct rd_store *s, const struct rd_bkey *k, struct rd_extent *e);
 
 /* A growable array of extents. */

@@ -14,6 +14,7 @@
 
 #include <assert.h>
 #include <endian.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- explicit little-endian fields --------------------------------------------------- */
@@ -193,6 +194,20 @@ struct rd_bkey_disk {
 	rd_le16 val_len;		/* bytes of value that follow (then padding to 8) */
 } __attribute__((packed));
 static_assert(sizeof(struct rd_bkey_disk) == 24, "bkey header is 24 bytes");
+
+/* Largest value in a node of node_size bytes: a key then takes at most a quarter of the
+ * node's payload, so splitting at the byte midpoint always leaves both halves in bounds. */
+static inline size_t rd_btree_max_val_for(uint32_t node_size)
+{
+	size_t v = (((size_t)node_size - sizeof(struct rd_btree_node)) / 4 -
+		    sizeof(struct rd_bkey_disk)) & ~(size_t)7;
+
+	return v < (UINT16_MAX & ~7u) ? v : (UINT16_MAX & ~7u);	/* val_len is 16 bits */
+}
+
+/* Deepest tree accepted from disk: far beyond what any image reaches (a 4 KiB node holds at
+ * least 82 children), small enough to bound recursion. */
+#define RD_BTREE_MAX_DEPTH	32
 
 /* Key type of interior-node keys. */
 #define RD_KEY_BTREE_PTR	1

@@ -141,6 +141,7 @@ int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out,
 		fs->opts = *o;
 	pthread_mutex_init(&fs->ino_lock, NULL);
 	pthread_mutex_init(&fs->rename_lock, NULL);
+	fs->delete_inode = rd_inode_delete;
 	ret = rd_icache_init(fs);
 	if (ret)
 		goto err_free;

@@ -2,8 +2,8 @@
  * fs_priv.h - what the files of the filesystem layer share: struct rd_fs, in-memory
  * inodes, and the internal calls one part makes into another.
  *
- * Parts: fs.c (open/close, statfs, stats), inode.c (the inode cache, numbers, orphans),
- * probe.c (name hashing, linear probing), dirents.c (directory entries), namei.c (lookup,
+ * Parts: fs.c (open/close, statfs, stats), inode.c (the inode cache, numbers, orphan
+ * markers), inode_delete.c (deleting inodes and orphans on disk), probe.c (name hashing, linear probing), dirents.c (directory entries), namei.c (lookup,
  * create, link, unlink), rename.c, readdir.c, attr.c (getattr/setattr), xattr.c, and the
  * data path (extents.c, data_read.c, data_write.c, data_ops.c: truncate, fallocate, seek,
  * fsync).
@@ -83,6 +83,10 @@ struct rd_fs {
 
 	struct rd_data_fs	*data;		/* data_work.c */
 
+	/* Called by the inode cache for the last reference to an unlinked inode: the deleter
+	 * (inode_delete.c) lives above the cache, which cannot call it by name. */
+	int			(*delete_inode)(struct rd_fs *fs, struct rd_inode *ip);
+
 	/* Counters (relaxed atomics; see struct rd_fs_stats). The data path keeps: reads,
 	 * read_bytes (user reads, bytes returned), writes, write_bytes (user writes, bytes
 	 * committed), rmw_blocks (edge blocks read back), csum_errors (regions that failed
@@ -106,6 +110,8 @@ void rd_inode_to_stat(const struct rd_fs *fs, const struct rd_inode *ip, struct 
 
 /* A referenced in-memory inode; -ENOENT if there is none (or it was deleted). */
 int rd_inode_get(struct rd_fs *fs, uint64_t ino, struct rd_inode **out);
+/* The same for a regular file: -EISDIR for a directory, -EINVAL for anything else. */
+int rd_inode_get_file(struct rd_fs *fs, uint64_t ino, struct rd_inode **out);
 /* Takes another reference on an inode already held. */
 void rd_inode_ref(struct rd_fs *fs, struct rd_inode *ip);
 /* Drops a reference; may delete an unlinked inode (see struct rd_inode). */
@@ -133,6 +139,10 @@ void rd_inode_init(struct rd_inode_mem *m, uint32_t mode, const struct rd_fs_cre
 int rd_inode_orphan_add(struct rd_trans *t, uint64_t ino);
 int rd_inode_orphan_del(struct rd_trans *t, uint64_t ino);
 
+/* ---- inode_delete.c (above inode.c, the data path and xattr.c) ------------------------- */
+
+/* Deletes an unlinked inode nobody holds, on disk (fs->delete_inode points here). */
+int rd_inode_delete(struct rd_fs *fs, struct rd_inode *ip);
 /* Deletes every orphan not referenced in memory (at open, after a crash). */
 int rd_inode_delete_orphans(struct rd_fs *fs);
 

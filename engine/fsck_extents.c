@@ -188,54 +188,6 @@ static int batch_add(struct fsck_fs *c, struct dbatch *b, uint64_t ino, const st
 
 /* ---- the extents tree ------------------------------------------------------------------ */
 
-/* Decodes an extent key: NULL if well formed, else what is wrong with it. */
-static const char *extent_bad(const struct rd_store *s, const struct rd_bkey *k,
-			      struct rd_extent *e)
-{
-	const struct rd_geometry *g = &s->geo;
-	const struct rd_extent_v *v = (const void *)k->val;
-	uint64_t rbytes;
-
-	if (k->type != RD_KEY_EXTENT || k->val_len != sizeof(*v))
-		return "wrong key type or value size";
-	if (k->pos.snapshot)
-		return "has a snapshot";
-	e->end = k->pos.offset;
-	e->size = rd_le32_get(v->size);
-	e->dev_offset = rd_le64_get(v->dev_offset);
-	e->gen = rd_le32_get(v->gen);
-	e->region_sectors = rd_le32_get(v->region_sectors);
-	e->region_offset = rd_le32_get(v->region_offset);
-	e->csum_type = v->csum_type;
-	e->flags = rd_le16_get(v->flags);
-	e->csum = rd_le64_get(v->csum);
-	rbytes = (uint64_t)e->region_sectors << RD_SECTOR_SHIFT;
-	if (!e->size)
-		return "size 0";
-	if (e->size > e->end)
-		return "starts before the file's first sector";
-	if (!e->region_sectors)
-		return "empty region";
-	if ((uint64_t)e->region_offset + e->size > e->region_sectors)
-		return "data past the end of its region";
-	if (rbytes > g->encoded_extent_max)
-		return "region larger than encoded_extent_max";
-	if (e->dev_offset % g->block_size || rbytes % g->block_size)
-		return "region not made of whole blocks";
-	if (e->csum_type >= RD_CSUM_NR)
-		return "unknown checksum type";
-	if (v->compression)
-		return "compressed (no compression is defined)";
-	if (e->flags & ~RD_EXTENT_UNWRITTEN)
-		return "unknown flags";
-	if (e->dev_offset / g->bucket_size != (e->dev_offset + rbytes - 1) / g->bucket_size)
-		return "region crosses a bucket boundary";
-	if (e->dev_offset / g->bucket_size < g->first_bucket ||
-	    e->dev_offset / g->bucket_size >= g->last_bucket)
-		return "region outside the allocatable buckets";
-	return NULL;
-}
-
 struct epass {
 	uint64_t ino;
 	struct fsck_inode *fi;		/* NULL: the owner does not exist */
@@ -275,7 +227,7 @@ static int one_extent(struct fsck_fs *c, struct epass *p, const struct rd_bkey *
 	uint64_t b, start;
 	int ret;
 
-	bad = extent_bad(c->s, k, &e);
+	bad = rd_extent_decode(c->s, k, &e);
 	if (bad) {
 		if (!fi)	/* a stray: deleted whole, malformed or not */
 			return fsck_stray_add(c, RD_BTREE_EXTENTS, k->pos.inode, k->pos.offset);

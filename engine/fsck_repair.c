@@ -41,35 +41,7 @@
 static int delete_range(struct fsck_fs *c, enum rd_btree_id id, struct rd_bpos from,
 			struct rd_bpos to)
 {
-	for (;;) {
-		struct rd_btree_iter it;
-		const struct rd_bkey *k;
-		struct rd_trans *t = rd_trans_new(c->s);
-		unsigned n = 0;
-		int ret;
-
-		if (!t)
-			return -ENOMEM;
-		rd_btree_iter_init(&it, c->s, id, from, to);
-		while (n < DELETE_BATCH && !(ret = rd_btree_iter_next(&it, &k))) {
-			ret = rd_trans_del(t, id, k->pos);
-			if (ret)
-				break;
-			n++;
-		}
-		rd_btree_iter_exit(&it);
-		if (ret && ret != -ENOENT) {
-			rd_trans_free(t);
-			return ret;
-		}
-		if (!n) {
-			rd_trans_free(t);
-			return 0;
-		}
-		ret = rd_trans_commit(t, NULL);
-		if (ret)
-			return ret;
-	}
+	return rd_trans_delete_range(c->s, id, from, to, DELETE_BATCH);
 }
 
 /* Reads inode ino's attributes from its key. */

@@ -309,91 +309,25 @@ found:
 	return 0;
 }
 
+int rd_inode_get_file(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
+{
+	int ret = rd_inode_get(fs, ino, out);
+
+	if (ret)
+		return ret;
+	if (!S_ISREG((*out)->ftype)) {	/* the file type never changes: no lock needed */
+		ret = S_ISDIR((*out)->ftype) ? -EISDIR : -EINVAL;
+		rd_inode_put(fs, *out);
+		*out = NULL;
+	}
+	return ret;
+}
+
 void rd_inode_ref(struct rd_fs *fs, struct rd_inode *ip)
 {
 	pthread_mutex_lock(&fs->icache_lock);
 	ip->refs++;
 	pthread_mutex_unlock(&fs->icache_lock);
-}
-
-#define DELETE_BATCH	1024	/* keys deleted per transaction by delete_keys */
-
-/* Deletes every key of tree id in [from, to], DELETE_BATCH per transaction. */
-static int delete_keys(struct rd_fs *fs, enum rd_btree_id id, struct rd_bpos from,
-		       struct rd_bpos to)
-{
-	for (;;) {
-		struct rd_btree_iter it;
-		const struct rd_bkey *k;
-		struct rd_trans *t = rd_trans_new(fs->s);
-		unsigned n = 0;
-		int ret;
-
-		if (!t)
-			return -ENOMEM;
-		rd_btree_iter_init(&it, fs->s, id, from, to);
-		while (n < DELETE_BATCH && !(ret = rd_btree_iter_next(&it, &k))) {
-			ret = rd_trans_del(t, id, k->pos);
-			if (ret)
-				break;
-			n++;
-		}
-		rd_btree_iter_exit(&it);
-		if (ret && ret != -ENOENT) {
-			rd_trans_free(t);
-			return ret;
-		}
-		if (!n) {
-			rd_trans_free(t);
-			return 0;
-		}
-		ret = rd_trans_commit(t, NULL);
-		if (ret)
-			return ret;
-	}
-}
-
-/*
- * Deletes an unlinked, unreferenced inode on disk: data first (rd_data_truncate may take
- * several transactions, each consistent), then what else hangs off it in batches (a
- * removed directory's whiteouts, xattrs, a symlink's target), then the inode key and its
- * orphan marker in one transaction. A crash part-way leaves the orphan marker, so the next
- * open finishes.
- */
-static int inode_delete(struct rd_fs *fs, struct rd_inode *ip)
-{
-	struct rd_trans *t;
-	int ret = 0;
-
-	if (S_ISREG(ip->ftype))
-		ret = rd_data_truncate(fs, ip, 0);
-	if (!ret && S_ISDIR(ip->ftype))
-		ret = delete_keys(fs, RD_BTREE_DIRENTS, RD_POS(ip->ino, 0),
-				  RD_POS(ip->ino, UINT64_MAX));
-	if (!ret && ip->has_xattrs != 0)
-		ret = delete_keys(fs, RD_BTREE_XATTRS, RD_POS(ip->ino, 0),
-				  RD_POS(ip->ino, UINT64_MAX));
-	if (!ret && S_ISLNK(ip->ftype))
-		ret = delete_keys(fs, RD_BTREE_INODES, RD_POS(ip->ino, 1),
-				  RD_POS(ip->ino, UINT64_MAX));
-	if (ret)
-		return rd_errno(ret);
-	t = rd_trans_new(fs->s);
-	if (!t)
-		return -ENOMEM;
-	ret = rd_trans_del(t, RD_BTREE_INODES, RD_POS(ip->ino, 0));
-	if (!ret)
-		ret = rd_inode_orphan_del(t, ip->ino);
-	/* The xattrs went in batches above; this catches nothing unless the inode was
-	 * thought to have none, and keeps "no xattr outlives its inode" in one place. */
-	if (!ret)
-		ret = rd_xattr_delete_all(fs, t, ip->ino);
-	if (ret) {
-		rd_trans_free(t);
-		return ret;
-	}
-	ret = rd_trans_commit(t, NULL);
-	return ret ? rd_errno(ret) : 0;
 }
 
 void rd_inode_put(struct rd_fs *fs, struct rd_inode *ip)
@@ -413,8 +347,9 @@ void rd_inode_put(struct rd_fs *fs, struct rd_inode *ip)
 	if (!last)
 		return;
 	if (delete) {
-		/* On failure the orphan marker stays and the next open retries. */
-		(void)inode_delete(fs, ip);
+		/* On failure the orphan marker stays and the next open retries. The deleter
+		 * sits above this file (inode_delete.c): it needs the data and xattr code. */
+		(void)fs->delete_inode(fs, ip);
 		pthread_mutex_lock(&fs->icache_lock);
 		icache_unhash(fs, ip);
 		pthread_mutex_unlock(&fs->icache_lock);
@@ -530,59 +465,4 @@ int rd_inode_orphan_add(struct rd_trans *t, uint64_t ino)
 int rd_inode_orphan_del(struct rd_trans *t, uint64_t ino)
 {
 	return rd_trans_del(t, RD_BTREE_INODES, RD_POS(0, ino));
-}
-
-int rd_inode_delete_orphans(struct rd_fs *fs)
-{
-	struct rd_btree_iter it;
-	const struct rd_bkey *k;
-	uint64_t *list = NULL;
-	size_t n = 0, cap = 0;
-	int ret;
-
-	/* Collect first: deleting changes the tree under the iterator. */
-	rd_btree_iter_init(&it, fs->s, RD_BTREE_INODES, RD_POS(0, 1), RD_POS(0, UINT64_MAX));
-	while (!(ret = rd_btree_iter_next(&it, &k))) {
-		if (k->type != RD_KEY_ORPHAN)
-			continue;
-		if (n == cap) {
-			uint64_t *nl = realloc(list, (cap = cap ? cap * 2 : 64) * sizeof(*list));
-
-			if (!nl) {
-				ret = -ENOMEM;
-				break;
-			}
-			list = nl;
-		}
-		list[n++] = k->pos.offset;
-	}
-	rd_btree_iter_exit(&it);
-	if (ret != -ENOENT)
-		goto out;
-	ret = 0;
-	for (size_t i = 0; i < n && !ret; i++) {
-		struct rd_inode *ip;
-
-		ret = rd_inode_get(fs, list[i], &ip);
-		if (ret == -ENOENT) {	/* marker without inode: drop the marker */
-			struct rd_trans *t = rd_trans_new(fs->s);
-
-			if (!t) {
-				ret = -ENOMEM;
-				break;
-			}
-			ret = rd_inode_orphan_del(t, list[i]);
-			ret = ret ? (rd_trans_free(t), ret) : rd_errno(rd_trans_commit(t, NULL));
-			continue;
-		}
-		if (ret)
-			break;
-		if (ip->i.nlink == 0)
-			ret = inode_delete(fs, ip);
-		ip->dead = ip->dead || (!ret && ip->i.nlink == 0);
-		rd_inode_put(fs, ip);
-	}
-out:
-	free(list);
-	return ret;
 }

@@ -42,6 +42,7 @@
 
 #include "errors.h"
 #include "io.h"
+#include "util.h"
 
 #define RD_IO_DEFAULT_DEPTH	256
 #define RD_IO_MIN_DEPTH		4
@@ -722,31 +723,15 @@ void rd_io_submit(struct rd_io *io, struct rd_io_req *req)
 
 /* ---- synchronous helpers ------------------------------------------------------------------- */
 
-struct rd_io_waiter {
-	pthread_mutex_t	lock;
-	pthread_cond_t	cv;
-	bool		done;
-	long		res;
-};
-
 static void waiter_end_io(struct rd_io_req *req, long res)
 {
-	struct rd_io_waiter *w = req->priv;
-
-	pthread_mutex_lock(&w->lock);
-	w->res = res;
-	w->done = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->lock);
+	rd_completion_done(req->priv, res);
 }
 
 /* Submits one request and waits for it: bytes transferred or -errno. */
 static long io_sync(struct rd_io *io, enum rd_io_op op, void *buf, size_t len, uint64_t off)
 {
-	struct rd_io_waiter w = {
-		.lock = PTHREAD_MUTEX_INITIALIZER,
-		.cv = PTHREAD_COND_INITIALIZER,
-	};
+	struct rd_completion w;
 	struct rd_io_req req = {
 		.op = op, .fd = -1, .buf = buf, .off = off, .len = len,
 		.end_io = waiter_end_io, .priv = &w,
@@ -757,14 +742,9 @@ static long io_sync(struct rd_io *io, enum rd_io_op op, void *buf, size_t len, u
 	if (rd_io_self)
 		return -EDEADLK;
 
+	rd_completion_init(&w);
 	rd_io_submit(io, &req);
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cv, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.lock);
-	return w.res;
+	return rd_completion_wait(&w);
 }
 
 static int sync_result(long res, size_t len)

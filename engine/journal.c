@@ -26,13 +26,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "btree_internal.h"
 #include "csum.h"
 #include "errors.h"
 #include "io.h"
 #include "journal.h"
 #include "sb.h"
 #include "store.h"
+#include "util.h"
 
 #define RD_JOURNAL_BUFS		4
 #define SCAN_WINDOW		(2u * RD_JOURNAL_ENTRY_MAX)
@@ -94,11 +94,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t round_up(uint64_t x, uint64_t a)
-{
-	return (x + a - 1) / a * a;
-}
-
 static uint64_t jset_magic(const struct rd_geometry *g)
 {
 	return RD_JSET_MAGIC ^ g->magic_xor;
@@ -116,7 +111,7 @@ static void jset_seal(const struct rd_geometry *g, void *buf, uint32_t block, ui
 	struct rd_jset *h = buf;
 
 	memset(h, 0, sizeof(*h));
-	memset((uint8_t *)buf + bytes, 0, round_up(bytes, block) - bytes);
+	memset((uint8_t *)buf + bytes, 0, rd_round_up(bytes, block) - bytes);
 	h->csum_type = g->meta_csum;
 	h->magic = rd_le64_of(jset_magic(g));
 	h->version = rd_le16_of(RD_FORMAT_VERSION);
@@ -271,7 +266,7 @@ static bool fits(const struct rd_journal *j, uint64_t size)
 static void close_open_locked(struct rd_journal *j)
 {
 	struct jbuf *b = j->open;
-	uint64_t size = round_up(b->bytes, j->block), waste;
+	uint64_t size = rd_round_up(b->bytes, j->block), waste;
 	bool ckpt = b->flags & RD_JSET_CHECKPOINT;
 
 	/* fits() was checked when the records went in; the tail only moves forward since. */
@@ -340,11 +335,11 @@ static void write_queued_locked(struct rd_journal *j)
 			ret = -ECANCELED;	/* a power cut: nothing more reaches the disk */
 			break;
 		}
-		ret = rd_io_write(j->io, b->data, round_up(b->bytes, j->block),
+		ret = rd_io_write(j->io, b->data, rd_round_up(b->bytes, j->block),
 				  j->ring_off + b->pos);
 		if (!ret) {
 			written++;
-			wbytes += round_up(b->bytes, j->block);
+			wbytes += rd_round_up(b->bytes, j->block);
 		}
 	}
 	if (!ret && !__atomic_load_n(&j->crash, __ATOMIC_ACQUIRE)) {
@@ -549,7 +544,7 @@ int rd_journal_append(struct rd_journal *j, size_t bytes, uint32_t nr_records,
 	if (!j->open && (ret = open_entry_locked(j)))
 		goto out;
 	b = j->open;
-	if (!fits(j, round_up(b->bytes + bytes, j->block))) {
+	if (!fits(j, rd_round_up(b->bytes + bytes, j->block))) {
 		ret = -RD_ERR_NO_SPACE_META;
 		goto out;
 	}
@@ -674,7 +669,7 @@ int rd_journal_write_checkpoint(struct rd_journal *j, uint64_t seq,
 		ret = -EINVAL;
 		goto out;
 	}
-	if (!fits(j, round_up(sizeof(struct rd_jset) + bytes, j->block))) {
+	if (!fits(j, rd_round_up(sizeof(struct rd_jset) + bytes, j->block))) {
 		ret = -RD_ERR_NO_SPACE_META;
 		goto out;
 	}
@@ -761,8 +756,8 @@ int rd_journal_format(struct rd_io *io, const struct rd_geometry *g, uint64_t se
 	bytes = (uint32_t)(sizeof(struct rd_jset) +
 			   put_roots(buf + sizeof(struct rd_jset), roots, RD_BTREE_NR));
 	jset_seal(g, buf, g->block_size, seq, seq, RD_JSET_CHECKPOINT, bytes, RD_BTREE_NR);
-	ret = rd_io_write(io, buf, round_up(bytes, g->block_size), off);
-	*head = round_up(bytes, g->block_size);
+	ret = rd_io_write(io, buf, rd_round_up(bytes, g->block_size), off);
+	*head = rd_round_up(bytes, g->block_size);
 	rd_io_buf_free(buf);
 	return ret;
 }
@@ -993,7 +988,7 @@ int rd_journal_replay(struct rd_store *s, rd_journal_apply_fn apply, void *priv,
 			v = nv;
 		}
 		v[n++] = e;
-		pos += round_up(e.bytes, j->block);	/* nothing valid starts inside it */
+		pos += rd_round_up(e.bytes, j->block);	/* nothing valid starts inside it */
 	}
 	ret = -RD_ERR_JOURNAL_CORRUPT;
 	if (!n) {
@@ -1051,7 +1046,7 @@ int rd_journal_replay(struct rd_store *s, rd_journal_apply_fn apply, void *priv,
 
 	/* 4. The ring resumes behind the newest entry; the live part starts at L. */
 	pthread_mutex_lock(&j->lock);
-	set_position(j, newest->seq, newest->pos + round_up(newest->bytes, j->block), ckpt->pos,
+	set_position(j, newest->seq, newest->pos + rd_round_up(newest->bytes, j->block), ckpt->pos,
 		     ckpt->seq);
 	pthread_mutex_unlock(&j->lock);
 	ret = 0;

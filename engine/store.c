@@ -429,7 +429,6 @@ int rd_store_open(const char *path, const struct rd_open_opts *o, struct rd_stor
 		goto err;
 	}
 	alloc_up = true;
-	s->btree->alloc_ready = true;
 
 	*out = s;
 	return 0;

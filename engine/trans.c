@@ -2,10 +2,10 @@
  * trans.c - transactions: queued updates, committed atomically through the journal.
  *
  * Owns: struct rd_trans (copies of the queued keys, deletes and allocator deltas) and the
- * commit sequence: checkpoint if the cache or the journal asks for one, let the allocator
- * turn deltas into alloc keys, read every leaf the updates touch, journal the whole run
- * (RD_JREC_TXN then the records) into one entry, apply it to the trees in order, and tell
- * the allocator the seq.
+ * commit sequence: checkpoint if the cache or the journal asks for one, let the space hooks
+ * (the allocator's: rd_btree_space_ops) turn deltas into alloc keys, read every leaf the
+ * updates touch, journal the whole run (RD_JREC_TXN then the records) into one entry, apply
+ * it to the trees in order, and tell the hooks the seq.
  *
  * Must never: change a tree before the records are in the journal's open entry, or fail
  * half way through applying (every read that could fail happens before journaling; what
@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "btree_internal.h"
 #include "errors.h"
 #include "journal.h"
@@ -189,14 +188,11 @@ static void fill_records(void *dst, void *priv)
 
 /* ---- commit -------------------------------------------------------------------------- */
 
-/* Room an allocator key update takes in the journal (one per delta, at most). */
-#define ALLOC_REC_BYTES	(sizeof(struct rd_jrec) + sizeof(struct rd_bkey_disk) + \
-			 sizeof(struct rd_alloc_v))
-
 int rd_trans_commit_locked(struct rd_trans *t, uint64_t *seqp, bool may_checkpoint)
 {
 	struct rd_store *s = t->s;
 	struct rd_journal *j = s->journal;
+	const struct rd_btree_space_ops *space = s->btree->space;
 	uint64_t seq = 0;
 	size_t est;
 	int ret;
@@ -213,7 +209,7 @@ int rd_trans_commit_locked(struct rd_trans *t, uint64_t *seqp, bool may_checkpoi
 		goto done;
 	}
 
-	est = trans_bytes(t) + 2 * t->nr_deltas * pad8(ALLOC_REC_BYTES);	/* key + gen change */
+	est = trans_bytes(t) + t->nr_deltas * (space ? space->delta_journal_bytes : 0);
 	if (est > rd_journal_max_records(j))
 		return -E2BIG;
 	/* Checkpoint first when the cache is half dirty or the journal half full: after it
@@ -225,9 +221,13 @@ int rd_trans_commit_locked(struct rd_trans *t, uint64_t *seqp, bool may_checkpoi
 			return ret;
 	}
 
-	ret = rd_alloc_trans_prepare(s, t);
-	if (ret)
-		return ret;
+	if (space) {
+		ret = space->trans_prepare(s, t);
+		if (ret)
+			return ret;
+	} else if (t->nr_deltas) {
+		return -EINVAL;	/* accounting before the allocator is up */
+	}
 	/* Every leaf the updates land in is read now: applying cannot fail on I/O. */
 	for (size_t i = 0; i < t->nr; i++) {
 		ret = rd_btree_prefetch_locked(s, t->upd[i].id, t->upd[i].pos);
@@ -258,11 +258,46 @@ int rd_trans_commit_locked(struct rd_trans *t, uint64_t *seqp, bool may_checkpoi
 			return ret;
 		}
 	}
-	rd_alloc_trans_done(s, t, seq);
+	if (space)
+		space->trans_done(s, t, seq);
 done:
 	if (seqp)
 		*seqp = seq;
 	return 0;
+}
+
+int rd_trans_delete_range(struct rd_store *s, enum rd_btree_id id, struct rd_bpos from,
+			  struct rd_bpos to, unsigned batch)
+{
+	for (;;) {
+		struct rd_btree_iter it;
+		const struct rd_bkey *k;
+		struct rd_trans *t = rd_trans_new(s);
+		unsigned n = 0;
+		int ret;
+
+		if (!t)
+			return -ENOMEM;
+		rd_btree_iter_init(&it, s, id, from, to);
+		while (n < batch && !(ret = rd_btree_iter_next(&it, &k))) {
+			ret = rd_trans_del(t, id, k->pos);
+			if (ret)
+				break;
+			n++;
+		}
+		rd_btree_iter_exit(&it);
+		if (ret && ret != -ENOENT) {
+			rd_trans_free(t);
+			return ret;
+		}
+		if (!n) {
+			rd_trans_free(t);
+			return 0;
+		}
+		ret = rd_trans_commit(t, NULL);
+		if (ret)
+			return ret;
+	}
 }
 
 int rd_trans_commit(struct rd_trans *t, uint64_t *seq)

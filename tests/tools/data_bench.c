@@ -18,7 +18,7 @@
 
 struct slot {
 	struct rd_data_wr *wr;
-	struct rd_data_wait w;
+	struct rd_completion w;
 };
 
 static double run_window(struct rd_fs *fs, uint64_t ino, const uint8_t *buf, size_t chunk,
@@ -38,12 +38,12 @@ static double run_window(struct rd_fs *fs, uint64_t ino, const uint8_t *buf, siz
 			struct slot *s = &sl[(head + inflight) % window];
 
 			CHECK_OK(rd_data_wr_begin(fs, ip, next, chunk, 0, &s->wr));
-			rd_data_wait_init(&s->w);
+			rd_completion_init(&s->w);
 			rd_data_wr_submit(fs, s->wr, buf, rd_data_wait_done, &s->w);
 			next += chunk;
 			inflight++;
 		}
-		CHECK_OK(rd_data_wait(&sl[head].w));
+		CHECK_OK((int)rd_completion_wait(&sl[head].w));
 		CHECK_EQ(rd_data_wr_commit(fs, sl[head].wr, NULL), chunk);
 		head = (head + 1) % window;
 		inflight--;

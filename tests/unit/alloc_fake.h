@@ -19,6 +19,7 @@
 #include "alloc.h"
 #include "btree.h"
 #include "errors.h"
+#include "journal.h"
 #include "store.h"
 
 #define FAKE_NB		64		/* buckets */

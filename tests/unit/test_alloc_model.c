@@ -146,8 +146,8 @@ static void check_state(struct rd_store *s)
 
 static void do_flush(struct rd_store *s)
 {
-	CHECK_OK(rd_store_flush(s, 0));
-	durable = rd_store_durable_seq(s);
+	CHECK_OK(rd_journal_flush(s->journal, 0));
+	durable = rd_journal_durable_seq(s->journal);
 	CHECK_EQ(durable, seq_now);
 }
 
@@ -190,7 +190,7 @@ static void do_write(struct rd_store *s, uint64_t *rng)
 		return;
 	ret = rd_alloc_sectors(s, RD_WP_USER, want, 8, &sp);
 	/* The user write point may flush the journal on its own to free waiting buckets. */
-	durable = rd_store_durable_seq(s);
+	durable = rd_journal_durable_seq(s->journal);
 	if (ret == -ENOSPC) {
 		nospc++;
 		do_delete(s, rng);	/* full: the user deletes some files */
@@ -401,7 +401,7 @@ static void test_generations(void)
 	CHECK_OK(rd_alloc_bucket(s, a.bucket, &bk));
 	CHECK_EQ(bk.dirty_sectors, 0);
 	CHECK_EQ(bk.freed_seq, seq2);
-	CHECK(!rd_bucket_reusable(&bk, rd_store_durable_seq(s)));
+	CHECK(!rd_bucket_reusable(&bk, rd_journal_durable_seq(s->journal)));
 
 	/* Take every other bucket through the b-tree write point (which never flushes). */
 	{
@@ -414,7 +414,7 @@ static void test_generations(void)
 			CHECK(b.bucket != a.bucket);
 		CHECK_EQ(ret, -RD_ERR_NO_SPACE_META);
 		/* Durable: now it is the one handed out, with the next generation. */
-		CHECK_OK(rd_store_flush(s, seq2));
+		CHECK_OK(rd_journal_flush(s->journal, seq2));
 		CHECK_OK(rd_alloc_sectors(s, RD_WP_BTREE, BSEC, BSEC, &b));
 		CHECK_EQ(b.bucket, a.bucket);
 		CHECK_EQ(b.gen, a.gen + 1);
@@ -590,7 +590,7 @@ static void *worker(void *p)
 				rd_trans_free(t);
 			}
 			pthread_mutex_unlock(&s->index_lock);
-			CHECK_OK(rd_store_flush(s, 0));
+			CHECK_OK(rd_journal_flush(s->journal, 0));
 		}
 
 		ret = nmine == 64 ? -ENOSPC :

@@ -528,7 +528,7 @@ static void t_wr_api(struct rd_fs *fs)
 {
 	struct model *m = new_file(fs, "wr-api");
 	struct rd_data_wr *wr, *wr2;
-	struct rd_data_wait w;
+	struct rd_completion w;
 	struct rd_inode *ip;
 	struct rd_space sp;
 	uint8_t buf[12000];
@@ -547,9 +547,9 @@ static void t_wr_api(struct rd_fs *fs)
 	CHECK_OK(rd_data_wr_begin(fs, ip, 9000, 10, RD_DATA_WR_NOWAIT, &wr2));
 	rd_data_wr_abort(fs, wr2);
 	du_fill(buf, 102, 0, sizeof(buf));
-	rd_data_wait_init(&w);
+	rd_completion_init(&w);
 	rd_data_wr_submit(fs, wr, buf, rd_data_wait_done, &w);
-	CHECK_OK(rd_data_wait(&w));
+	CHECK_OK((int)rd_completion_wait(&w));
 	rd_data_wr_abort(fs, wr);
 	rd_alloc_space(rd_fs_store(fs), &sp);
 	CHECK_EQ(sp.reserved_bytes, 0);
@@ -558,9 +558,9 @@ static void t_wr_api(struct rd_fs *fs)
 	/* Committed: visible, with its seq; appends report where they went. */
 	CHECK_OK(rd_data_wr_begin(fs, ip, 0, 777, RD_WRITE_APPEND, &wr));
 	CHECK_EQ(rd_data_wr_offset(wr), m->size);
-	rd_data_wait_init(&w);
+	rd_completion_init(&w);
 	rd_data_wr_submit(fs, wr, buf, rd_data_wait_done, &w);
-	CHECK_OK(rd_data_wait(&w));
+	CHECK_OK((int)rd_completion_wait(&w));
 	CHECK_EQ(rd_data_wr_commit(fs, wr, &seq), 777);
 	CHECK(seq > 0);
 	model_write(m, buf, 777, m->size);
