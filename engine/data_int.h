@@ -31,8 +31,6 @@
 #define RD_DATA_MAX_FILE	(1ull << 60)
 /* Largest write one rd_data_wr carries (callers cut bigger writes in pieces). */
 #define RD_DATA_WR_MAX		(64u << 20)
-/* rd_fs_write cuts writes into pieces of this size, each reserved and committed alone. */
-#define RD_DATA_WR_CHUNK	(8u << 20)
 /* Extent changes queued into one transaction at most (far below one journal entry). */
 #define RD_DATA_TXN_OPS		1024
 /* Bytes of region buffers one read keeps in flight at most. */
@@ -61,14 +59,6 @@ int rd_range_trylock(struct rd_data_inode *d, struct rd_range *r, uint64_t start
 		     uint64_t end);
 void rd_range_unlock(struct rd_data_inode *d, struct rd_range *r);
 
-/*
- * Locks the range an append needs: from the block of i_size on. *size gets i_size as it
- * stands under the lock (where the append goes). Loops if a truncate shrank the file
- * between reading the size and getting the lock.
- */
-void rd_range_lock_append(struct rd_fs *fs, struct rd_inode *ip, struct rd_data_inode *d,
-			  struct rd_range *r, uint64_t *size);
-
 /* ---- asynchronous calls (data_work.c) ----------------------------------------------- */
 
 struct rd_data_work {
@@ -94,24 +84,20 @@ int rd_data_read_raw(struct rd_fs *fs, struct rd_inode *ip, void *buf, size_t le
 
 /* ---- writing (data_write.c) --------------------------------------------------------- */
 
-/* Internal rd_data_wr flags (next to RD_WRITE_* and RD_DATA_WR_*). */
+/* Internal rd_data_wr flags (next to RD_DATA_WR_NOWAIT). A user write's bytes count in
+ * write_bytes piece by piece; the write itself is counted once, by the dio sink. */
 #define RD_DATA_WR_LOCKED	(1u << 16)	/* caller holds a range lock covering it */
 #define RD_DATA_WR_NO_EXTEND	(1u << 17)	/* never moves i_size (zeroing inside it) */
 #define RD_DATA_WR_INTERNAL	(1u << 18)	/* not a user write: no write stats */
-#define RD_DATA_WR_PIECE	(1u << 19)	/* a piece of a larger user write (of
-						 * rd_data_write, or a dio chunk): its bytes
-						 * count in write_bytes, the write is counted
-						 * once by whoever cut it */
 
 /*
- * A synchronous write of [off, off + len) through the rd_data_wr steps, cut into pieces of
- * RD_DATA_WR_CHUNK, each committed before the next starts. Returns the bytes written
- * (short only on failure part-way) or a negative errno if none were. With
- * RD_DATA_WR_LOCKED the caller holds a range lock covering the blocks; otherwise this
- * takes it (and for RD_WRITE_APPEND ignores off).
+ * One rd_data_wr of [off, off + len) (at most RD_DATA_WR_MAX), begun, submitted, waited
+ * for and committed; for the engine's own small writes (zeroing a partial block). User
+ * writes go through the dio engine instead (rd_fs_write). Returns the bytes committed or a
+ * negative errno.
  */
-ssize_t rd_data_write(struct rd_fs *fs, struct rd_inode *ip, const void *buf, size_t len,
-		      uint64_t off, unsigned flags);
+ssize_t rd_data_write_once(struct rd_fs *fs, struct rd_inode *ip, const void *buf, size_t len,
+			   uint64_t off, unsigned flags);
 
 /* Truncate's last step (data_ops.c): commit wr like rd_data_wr_commit, but also remove
  * every extent in sectors [punch_lo, UINT64_MAX) and set i_size to size exactly, in the

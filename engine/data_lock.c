@@ -95,28 +95,3 @@ void rd_range_unlock(struct rd_data_inode *d, struct rd_range *r)
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 }
-
-void rd_range_lock_append(struct rd_fs *fs, struct rd_inode *ip, struct rd_data_inode *d,
-			  struct rd_range *r, uint64_t *size)
-{
-	uint64_t align = rd_data_bs(fs);
-
-	for (;;) {
-		uint64_t s0, s1;
-
-		pthread_mutex_lock(&ip->lock);
-		s0 = ip->i.size;
-		pthread_mutex_unlock(&ip->lock);
-		rd_range_lock(d, r, s0 / align * align, UINT64_MAX);
-		pthread_mutex_lock(&ip->lock);
-		s1 = ip->i.size;
-		pthread_mutex_unlock(&ip->lock);
-		/* Anyone moving i_size holds a range from its block on, which overlaps ours
-		 * unless i_size is below our start: then a truncate got in first. Retry. */
-		if (s1 >= r->start) {
-			*size = s1;
-			return;
-		}
-		rd_range_unlock(d, r);
-	}
-}

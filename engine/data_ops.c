@@ -77,8 +77,8 @@ static int zero_partial(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, uin
 	z = calloc(1, (size_t)(end - off));
 	if (!z)
 		return -ENOMEM;
-	n = rd_data_write(fs, ip, z, (size_t)(end - off), off,
-			  RD_DATA_WR_LOCKED | RD_DATA_WR_NO_EXTEND | RD_DATA_WR_INTERNAL);
+	n = rd_data_write_once(fs, ip, z, (size_t)(end - off), off,
+			       RD_DATA_WR_LOCKED | RD_DATA_WR_NO_EXTEND | RD_DATA_WR_INTERNAL);
 	free(z);
 	if (n < 0)
 		return (int)n;

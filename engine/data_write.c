@@ -5,13 +5,11 @@
  * Owns: struct rd_data_wr and the rule that data reaches the device before its extent key
  * reaches the index: commit refuses a wr whose writes have not all completed, so a crash
  * at any moment leaves either the old extents or new ones pointing at complete, checksummed
- * data. Also rd_fs_write / rd_fs_write_async and the chunking of large writes.
- *
- * Short writes: refdio returns the bytes written when any were, else the error. A write is
- * cut into pieces (RD_DATA_WR_CHUNK) that each reserve, write and commit before the next
- * starts; when a piece's reservation fails the piece is halved (down to one block) so a
- * nearly full device still takes what fits. The bytes reported are always a prefix of the
- * request that is committed and consistent; nothing after it is visible.
+ * data. Also rd_fs_write / rd_fs_write_async, which are the dio engine (dio.h, dio_fs.c)
+ * over the caller's buffer: every user write, from FUSE, the ioctls or this API, is cut
+ * into chunks, reserved, written and committed by that one path, with its one policy for
+ * short writes (a prefix on a chunk boundary: the bytes written when any were, else the
+ * error; nothing after the prefix is visible).
  *
  * Must never: insert an extent before its data write completed; commit from an I/O thread;
  * write less than whole blocks (edges are read back and merged under the range lock);
@@ -27,6 +25,7 @@
 #include "csum.h"
 #include "data_int.h"
 #include "errors.h"
+#include "dio_fs.h"
 #include "extents.h"
 #include "io.h"
 
@@ -113,11 +112,6 @@ static int read_edge(struct rd_data_wr *wr, uint64_t boff, uint64_t size, void *
 	return ret;
 }
 
-uint64_t rd_data_wr_offset(const struct rd_data_wr *wr)
-{
-	return wr->off;
-}
-
 int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t len,
 		     unsigned flags, struct rd_data_wr **out)
 {
@@ -129,8 +123,7 @@ int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t
 		return -EINVAL;
 	if (!S_ISREG(ip->i.mode))	/* the file type never changes: no lock needed */
 		return S_ISDIR(ip->i.mode) ? -EISDIR : -EINVAL;
-	if (!(flags & RD_WRITE_APPEND) && (off >= RD_DATA_MAX_FILE ||
-					   len > RD_DATA_MAX_FILE - off))
+	if (off >= RD_DATA_MAX_FILE || len > RD_DATA_MAX_FILE - off)
 		return -EFBIG;
 	wr = calloc(1, sizeof(*wr));
 	if (!wr)
@@ -147,9 +140,7 @@ int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t
 	wr->state = WR_BEGUN;
 
 	if (!(flags & RD_DATA_WR_LOCKED)) {
-		if (flags & RD_WRITE_APPEND) {
-			rd_range_lock_append(fs, ip, wr->d, &wr->range, &off);
-		} else if (flags & RD_DATA_WR_NOWAIT) {
+		if (flags & RD_DATA_WR_NOWAIT) {
 			ret = rd_range_trylock(wr->d, &wr->range, rd_round_down(off, bs),
 					       rd_round_up(off + len, bs));
 			if (ret)
@@ -160,9 +151,6 @@ int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t
 		}
 		wr->locked = true;
 	}
-	ret = -EFBIG;
-	if (off >= RD_DATA_MAX_FILE || len > RD_DATA_MAX_FILE - off)
-		goto err;
 	wr->off = off;
 	wr->len = len;
 	wr->lo = rd_round_down(off, bs);
@@ -477,21 +465,11 @@ static ssize_t wr_commit(struct rd_fs *fs, struct rd_data_wr *wr, bool trunc,
 	pthread_mutex_unlock(&ip->lock);
 	rd_extent_list_free(&l);
 
-	if (committed > wr->off && (wr->flags & RD_WRITE_DSYNC)) {
-		int fret = rd_store_flush(fs->s, last_seq);
-
-		if (fret && !ret)
-			ret = rd_errno(fret);
-		if (fret)
-			committed = wr->off;	/* not durable: report the failure */
-	}
 	if (seq_out)
 		*seq_out = last_seq;
-	if (committed > wr->off && !(wr->flags & RD_DATA_WR_INTERNAL)) {
+	/* (User writes are counted whole by the dio sink, dio_fs.c; bytes here, per piece.) */
+	if (committed > wr->off && !(wr->flags & RD_DATA_WR_INTERNAL))
 		atomic_fetch_add(&fs->st.write_bytes, committed - wr->off);
-		if (!(wr->flags & RD_DATA_WR_PIECE))
-			atomic_fetch_add(&fs->st.writes, 1);
-	}
 out:
 	wr_release(wr);
 	if (committed > woff || !ret)
@@ -517,152 +495,97 @@ void rd_data_wait_done(void *priv, int err)
 	rd_completion_done(priv, err);
 }
 
-/* ---- synchronous writes ------------------------------------------------------------ */
+/* ---- one piece, waited for --------------------------------------------------------- */
 
-/* Begins a piece at pos of up to n bytes, halving it (whole blocks, at least one) while
- * the device cannot reserve it. *n gets the length begun. */
-static int begin_piece(struct rd_fs *fs, struct rd_inode *ip, uint64_t pos, size_t *n,
-		       unsigned flags, struct rd_data_wr **wr)
+ssize_t rd_data_write_once(struct rd_fs *fs, struct rd_inode *ip, const void *buf, size_t len,
+			   uint64_t off, unsigned flags)
 {
-	uint64_t bs = rd_data_bs(fs), lo = rd_round_down(pos, bs);
+	struct rd_completion w;
+	struct rd_data_wr *wr;
 	int ret;
 
-	for (;;) {
-		uint64_t nb;
-
-		ret = rd_data_wr_begin(fs, ip, pos, *n, flags, wr);
-		if (ret != -ENOSPC)
-			return ret;
-		nb = (rd_round_up(pos + *n, bs) - lo) / bs;
-		if (nb <= 1)
-			return ret;
-		*n = (size_t)(lo + nb / 2 * bs - pos);
-	}
-}
-
-ssize_t rd_data_write(struct rd_fs *fs, struct rd_inode *ip, const void *buf, size_t len,
-		      uint64_t off, unsigned flags)
-{
-	uint64_t bs = rd_data_bs(fs);
-	struct rd_data_inode *d = NULL;
-	struct rd_range range;
-	bool locked = false;
-	size_t done = 0;
-	int ret = 0;
-
-	if (!(flags & RD_DATA_WR_LOCKED)) {
-		d = rd_data_inode_of(ip);
-		if (!d)
-			return -ENOMEM;
-		if (flags & RD_WRITE_APPEND) {
-			rd_range_lock_append(fs, ip, d, &range, &off);
-		} else {
-			if (off >= RD_DATA_MAX_FILE || len > RD_DATA_MAX_FILE - off)
-				return -EFBIG;
-			rd_range_lock(d, &range, rd_round_down(off, bs), rd_round_up(off + len, bs));
-		}
-		locked = true;
-	}
-	if (off >= RD_DATA_MAX_FILE || len > RD_DATA_MAX_FILE - off) {
-		ret = -EFBIG;
-		goto out;
-	}
-	flags = (flags & ~RD_WRITE_APPEND) | RD_DATA_WR_LOCKED | RD_DATA_WR_PIECE;
-	while (done < len) {
-		uint64_t pos = off + done;
-		size_t n = len - done;
-		struct rd_data_wr *wr;
-		struct rd_completion w;
-		ssize_t c;
-
-		/* Pieces end on block boundaries, so only the first and last have edges. */
-		if (n > RD_DATA_WR_CHUNK)
-			n = (size_t)(rd_round_down(pos + RD_DATA_WR_CHUNK, bs) - pos);
-		ret = begin_piece(fs, ip, pos, &n, flags, &wr);
-		if (ret)
-			break;
-		rd_completion_init(&w);
-		rd_data_wr_submit(fs, wr, (const char *)buf + done, rd_data_wait_done, &w);
-		ret = (int)rd_completion_wait(&w);
-		if (ret) {
-			rd_data_wr_abort(fs, wr);
-			break;
-		}
-		c = rd_data_wr_commit(fs, wr, NULL);
-		if (c < 0) {
-			ret = (int)c;
-			break;
-		}
-		done += (size_t)c;
-		if ((size_t)c < n)
-			break;
-	}
-out:
-	if (locked)
-		rd_range_unlock(d, &range);
-	return done ? (ssize_t)done : ret;
-}
-
-ssize_t rd_fs_write(struct rd_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
-		    unsigned flags)
-{
-	struct rd_inode *ip;
-	ssize_t ret;
-
-	if (flags & ~(RD_WRITE_DSYNC | RD_WRITE_APPEND))
-		return -EINVAL;
-	ret = rd_inode_get(fs, ino, &ip);
+	ret = rd_data_wr_begin(fs, ip, off, len, flags, &wr);
 	if (ret)
 		return ret;
-	if (!S_ISREG(ip->i.mode))
-		ret = S_ISDIR(ip->i.mode) ? -EISDIR : -EINVAL;
-	else if (len)
-		ret = rd_data_write(fs, ip, buf, len > SSIZE_MAX ? SSIZE_MAX : len, off, flags);
-	rd_inode_put(fs, ip);
-	if (ret > 0) {
-		atomic_fetch_add(&fs->st.writes, 1);
-		if ((size_t)ret < len)
-			atomic_fetch_add(&fs->st.short_writes, 1);
+	rd_completion_init(&w);
+	rd_data_wr_submit(fs, wr, buf, rd_data_wait_done, &w);
+	ret = (int)rd_completion_wait(&w);
+	if (ret) {
+		rd_data_wr_abort(fs, wr);
+		return ret;
 	}
-	return ret;
+	return rd_data_wr_commit(fs, wr, NULL);
 }
 
-struct write_async {
-	struct rd_data_work w;
-	struct rd_fs *fs;
-	uint64_t ino, off;
-	const void *buf;
-	size_t len;
-	unsigned flags;
-	rd_fs_done_fn done;
-	void *priv;
+/* ---- rd_fs_write: the dio engine over the caller's buffer ---------------------------- */
+
+/* The caller's buffer is the source, lent in place (as a FUSE write's receive buffer is):
+ * the caller keeps it valid and unchanged until done, so there is nothing to reference. */
+static void lent_get(void *owner)
+{
+	(void)owner;
+}
+
+static void lent_put(void *owner)
+{
+	(void)owner;
+}
+
+struct write_call {
+	rd_fs_done_fn	done;
+	void		*priv;
 };
 
-static void write_async_run(struct rd_data_work *w)
+static void write_call_done(void *priv, long res)
 {
-	struct write_async *wa = (struct write_async *)w;
-	ssize_t res = rd_fs_write(wa->fs, wa->ino, wa->buf, wa->len, wa->off, wa->flags);
-	rd_fs_done_fn done = wa->done;
-	void *priv = wa->priv;
+	struct write_call wc = *(struct write_call *)priv;
 
-	free(wa);
-	done(priv, res);
+	free(priv);
+	wc.done(wc.priv, res);
 }
 
 void rd_fs_write_async(struct rd_fs *fs, uint64_t ino, const void *buf, size_t len,
 		       uint64_t off, unsigned flags, rd_fs_done_fn done, void *priv)
 {
-	struct write_async *wa = calloc(1, sizeof(*wa));
-	int ret = -ENOMEM;
+	struct rd_dio_rbuf rb = { .data = buf, .len = len > SSIZE_MAX ? SSIZE_MAX : len,
+				  .get = lent_get, .put = lent_put };
+	struct rd_dio_args a = { .off = off, .strategy = RD_DIO_REFCTX, .issue = RD_DIO_INLINE,
+				 .dsync = flags & RD_WRITE_DSYNC, .done = write_call_done };
+	struct rd_dio_source *src;
+	struct write_call *wc;
+	int ret;
 
-	if (wa) {
-		*wa = (struct write_async){ .w.fn = write_async_run, .fs = fs, .ino = ino,
-					    .off = off, .buf = buf, .len = len, .flags = flags,
-					    .done = done, .priv = priv };
-		ret = rd_data_queue(fs, &wa->w);
-		if (!ret)
-			return;
-		free(wa);
+	if (flags & ~RD_WRITE_DSYNC) {
+		done(priv, -EINVAL);
+		return;
 	}
-	done(priv, ret);
+	wc = malloc(sizeof(*wc));
+	if (!wc) {
+		done(priv, -ENOMEM);
+		return;
+	}
+	*wc = (struct write_call){ .done = done, .priv = priv };
+	a.priv = wc;
+	ret = rd_dio_source_rbuf(&rb, &src);
+	if (!ret)
+		ret = rd_fs_dio_submit(fs, fs->dio, ino, src, &a, NULL);
+	if (ret) {	/* done will never be called by dio: answer here */
+		free(wc);
+		done(priv, ret);
+	}
+}
+
+static void write_sync_done(void *priv, ssize_t res)
+{
+	rd_completion_done(priv, res);
+}
+
+ssize_t rd_fs_write(struct rd_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
+		    unsigned flags)
+{
+	struct rd_completion c;
+
+	rd_completion_init(&c);
+	rd_fs_write_async(fs, ino, buf, len, off, flags, write_sync_done, &c);
+	return rd_completion_wait(&c);
 }

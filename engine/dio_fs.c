@@ -114,8 +114,7 @@ static int fs_chunk_start(struct fs_chunk *fc, unsigned flags)
 	struct rd_dio_sink_req *req = fc->req;
 	int ret;
 
-	ret = rd_data_wr_begin(fsk->fs, fsk->ip, req->off, req->len, flags | RD_DATA_WR_PIECE,
-			       &fc->wr);
+	ret = rd_data_wr_begin(fsk->fs, fsk->ip, req->off, req->len, flags, &fc->wr);
 	if (ret == -EAGAIN && (flags & RD_DATA_WR_NOWAIT))
 		return ret;
 	if (ret) {

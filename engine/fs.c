@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "alloc.h"
+#include "dio.h"
 #include "errors.h"
 #include "fs_priv.h"
 
@@ -148,9 +149,14 @@ int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out,
 	ret = rd_data_fs_init(fs);
 	if (ret)
 		goto err_icache;
+	/* rd_fs_write's engine: the same dio engine the mount and the ioctls use, with its
+	 * defaults (the mount brings its own, with the mount's options). */
+	ret = rd_dio_create(&(struct rd_dio_opts){ .workers = 2 }, &fs->dio);
+	if (ret)
+		goto err_data;
 	ret = rd_store_open(path, &fs->opts.store, &fs->s, why, why_len);
 	if (ret)
-		goto err_icache;
+		goto err_dio;
 	memcpy(fs->hash_key, fs->s->sb.hash_secret, sizeof(fs->hash_key));
 
 	ret = fs_load_numbers(fs);
@@ -170,8 +176,11 @@ int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out,
 
 err_store:
 	rd_store_close(fs->s);
-err_icache:
+err_dio:
+	rd_dio_destroy(fs->dio);
+err_data:
 	rd_data_fs_exit(fs);
+err_icache:
 	rd_icache_exit(fs);
 err_free:
 	pthread_mutex_destroy(&fs->ino_lock);
@@ -216,6 +225,7 @@ int rd_fs_close(struct rd_fs *fs)
 {
 	int ret;
 
+	rd_dio_destroy(fs->dio);	/* waits for rd_fs_write calls still running */
 	if (!fs->s->read_only)
 		fs_forget_all(fs);
 	rd_data_fs_exit(fs);	/* workers are idle: callers drained their I/O */
@@ -226,6 +236,7 @@ int rd_fs_close(struct rd_fs *fs)
 
 void rd_fs_crash(struct rd_fs *fs)
 {
+	rd_dio_destroy(fs->dio);
 	rd_data_fs_exit(fs);
 	rd_store_crash(fs->s);
 	fs_free(fs);

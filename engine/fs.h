@@ -146,15 +146,16 @@ int rd_fs_removexattr(struct rd_fs *fs, uint64_t ino, const char *name);
 /* ---- file data ------------------------------------------------------------------------- */
 
 #define RD_WRITE_DSYNC		(1u << 0)	/* durable (journal flushed) before completion */
-#define RD_WRITE_APPEND		(1u << 1)	/* at end of file, whatever off says */
 
 /*
  * Asynchronous data calls: done(priv, res) runs exactly once, on an engine thread (or in
  * the calling thread if the call fails before any I/O), with bytes transferred or -errno.
- * buf must stay valid and, for writes, unchanged until done. A write that fails part-way
- * (ENOSPC) reports the bytes written before the failure; everything it reports is in the
- * file and consistent. Unaligned writes read-modify-write their edge blocks, serialised
- * per inode range so concurrent writers never lose each other's bytes.
+ * buf must stay valid and, for writes, unchanged until done. Writes go through the dio
+ * engine (dio.h) with the refctx strategy, as the mount's writes do, the buffer lent in
+ * place: a write that fails part-way (ENOSPC) reports a prefix ending on a chunk boundary
+ * (1 MiB), the bytes written when any were; everything it reports is in the file and
+ * consistent, nothing after it is visible. Unaligned writes read-modify-write their edge
+ * blocks, serialised per inode range so concurrent writers never lose each other's bytes.
  */
 typedef void (*rd_fs_done_fn)(void *priv, ssize_t res);
 void rd_fs_read_async(struct rd_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off,

@@ -82,6 +82,7 @@ struct rd_fs {
 	pthread_mutex_t		rename_lock;	/* serialises cross-directory renames */
 
 	struct rd_data_fs	*data;		/* data_work.c */
+	struct rd_dio		*dio;		/* rd_fs_write's (data_write.c) */
 
 	/* Called by the inode cache for the last reference to an unlinked inode: the deleter
 	 * (inode_delete.c) lives above the cache, which cannot call it by name. */
@@ -165,16 +166,15 @@ void rd_data_inode_free(struct rd_data_inode *d);
 int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size);
 
 /*
- * The chunk-level write (data_write.c), in four steps; rd_fs_write and the direct-write
- * engine (dio.c) are built on it. A wr covers [off, off + len) of a regular file, len <=
+ * The chunk-level write (data_write.c), in four steps; the dio engine's filesystem sink
+ * (dio_fs.c), and so every user write, is built on it. A wr covers [off, off + len) of a regular file, len <=
  * 64 MiB; it is written to new space as whole blocks (edge blocks read-modify-written) and
  * becomes visible only at commit.
  *
  *  begin   takes a reference on ip, locks the blocks [off, off + len) touch (waits for
  *          overlapping writers; RD_DATA_WR_NOWAIT: -EAGAIN instead), reserves their space
  *          (-ENOSPC up front, nothing changed), and reads back the partial edge blocks.
- *          RD_WRITE_APPEND: off is ignored, the data goes at i_size as it stands under the
- *          lock (rd_data_wr_offset). May block (range lock, edge reads). flags: RD_WRITE_*.
+ *          May block (range lock, edge reads). flags: RD_DATA_WR_*.
  *  submit  allocates regions on the user write point (each <= encoded_extent_max, inside
  *          one bucket), checksums exactly the bytes written, and writes them
  *          asynchronously (buf is used in place when 4096-aligned and the edges are block
@@ -185,7 +185,7 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size);
  *  commit  after done(0): under the inode lock, in one transaction when it fits (else
  *          several, in file order), removes what the new extents overwrite (trim/split/
  *          delete, accounted), inserts them (accounted), updates i_size, sectors, mtime,
- *          ctime and ip->last_seq; RD_WRITE_DSYNC then flushes the journal to that seq.
+ *          ctime and ip->last_seq (durability is the caller's: dio's dsync flush).
  *          Releases everything and frees wr. Returns the bytes of [off, off + len) made
  *          visible: len, or fewer if a later transaction failed (a short write, everything
  *          reported consistent), or a negative errno if none. *seq (if not NULL) gets the
@@ -195,8 +195,7 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size);
  */
 struct rd_data_wr;
 typedef void (*rd_data_wr_done_fn)(void *priv, int err);
-#define RD_DATA_WR_NOWAIT	(1u << 8)	/* begin: -EAGAIN rather than wait for a range
-						 * (appends always wait) */
+#define RD_DATA_WR_NOWAIT	(1u << 8)	/* begin: -EAGAIN rather than wait for a range */
 
 int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t len,
 		     unsigned flags, struct rd_data_wr **out);
@@ -204,8 +203,6 @@ void rd_data_wr_submit(struct rd_fs *fs, struct rd_data_wr *wr, const void *buf,
 		       rd_data_wr_done_fn done, void *priv);
 ssize_t rd_data_wr_commit(struct rd_fs *fs, struct rd_data_wr *wr, uint64_t *seq);
 void rd_data_wr_abort(struct rd_fs *fs, struct rd_data_wr *wr);
-/* Where the wr's bytes go in the file (differs from begin's off for RD_WRITE_APPEND). */
-uint64_t rd_data_wr_offset(const struct rd_data_wr *wr);
 
 /* ---- xattr.c ------------------------------------------------------------------------ */
 

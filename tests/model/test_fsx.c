@@ -372,16 +372,14 @@ static void op_write(struct file *f)
 	ssize_t n;
 
 	if (r < 5 && f->cur.size + len <= MAXSZ) {
-		flags = RD_WRITE_APPEND;
-		off = f->cur.size;
+		off = f->cur.size;	/* an append (the kernel gives FUSE its offset) */
 	} else if (r < 8) {
 		flags = RD_WRITE_DSYNC;
 	} else if (r < 14) {
 		async = true;
 	}
 	du_fill(wbuf, rs, off, len);
-	/* An append ignores the offset it is given. */
-	woff = flags & RD_WRITE_APPEND ? rnd(MAXSZ) : off;
+	woff = off;
 	if (async) {
 		struct async_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
 

@@ -452,13 +452,12 @@ static void t_append(struct rd_fs *fs)
 
 	for (int i = 0; i < 5; i++) {
 		du_fill(buf, 80 + i, 0, sizeof(buf));
-		CHECK_EQ(rd_fs_write(fs, m->ino, buf, 1000 + i * 700, 999999, RD_WRITE_APPEND),
-			 1000 + i * 700);
+		CHECK_EQ(rd_fs_write(fs, m->ino, buf, 1000 + i * 700, m->size, 0), 1000 + i * 700);
 		model_write(m, buf, 1000 + i * 700, m->size);
 	}
 	CHECK_EQ(rd_fs_write(fs, m->ino, buf, 10, 0, RD_WRITE_DSYNC), 10);
 	model_write(m, buf, 10, 0);
-	CHECK_EQ(rd_fs_write(fs, m->ino, buf, 10, 0, 1u << 7), -EINVAL);
+	CHECK_EQ(rd_fs_write(fs, m->ino, buf, 10, 0, 1u << 1), -EINVAL);
 	CHECK_EQ(rd_fs_write(fs, m->ino, buf, 0, 0, 0), 0);
 	CHECK_EQ(rd_fs_write(fs, RD_ROOT_INO, buf, 10, 0, 0), -EISDIR);
 	CHECK_EQ(rd_fs_read(fs, RD_ROOT_INO, buf, 10, 0), -EISDIR);
@@ -555,9 +554,8 @@ static void t_wr_api(struct rd_fs *fs)
 	CHECK_EQ(sp.reserved_bytes, 0);
 	check_file(fs, m);
 
-	/* Committed: visible, with its seq; appends report where they went. */
-	CHECK_OK(rd_data_wr_begin(fs, ip, 0, 777, RD_WRITE_APPEND, &wr));
-	CHECK_EQ(rd_data_wr_offset(wr), m->size);
+	/* Committed: visible, with its seq. */
+	CHECK_OK(rd_data_wr_begin(fs, ip, m->size, 777, 0, &wr));
 	rd_completion_init(&w);
 	rd_data_wr_submit(fs, wr, buf, rd_data_wait_done, &w);
 	CHECK_OK((int)rd_completion_wait(&w));

@@ -106,9 +106,12 @@ int main(void)
 		}
 	}
 
-	/* The control: the same check catches bytes that change under the sink. */
+	/* The control: the same check catches bytes that change under the sink. Completions
+	 * wait up to 20 ms, so that the rewriting child gets the CPU between a chunk's
+	 * checksum and its copy even on a busy machine. */
 	uint64_t caught = 0;
 
+	ts.o.max_delay_us = 20000;
 	for (unsigned i = 0; i < 20 && !caught; i++) {
 		struct lend_source *ls = calloc(1, sizeof(*ls));
 		struct rd_dio_args a = { .strategy = RD_DIO_REFCTX };

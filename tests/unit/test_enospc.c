@@ -2,10 +2,12 @@
  * test_enospc.c - a full device: short writes that report exactly what was written, space
  * coming back after truncates, and a consistent filesystem after each step and a reopen.
  *
- * refdio's rule: a write returns the bytes written when any were, else the error. So
- * filling a file with large unaligned writes ends with one short write (or -ENOSPC on a
- * piece boundary) and then -ENOSPC; the file is exactly as long as the sum reported, and
- * reads back the pattern written. Filled, deleted (unlink) and written again, crashed and
+ * refdio's rule: a write returns the bytes written when any were, else the error; writes
+ * go through the dio engine, which stops at the first chunk (1 MiB) whose space cannot be
+ * reserved, so a write reports a prefix ending on a chunk boundary. Filling a file with
+ * large unaligned writes therefore ends with a short write or -ENOSPC while less than a
+ * chunk is left; smaller writes then take the rest, down to -ENOSPC for a single block.
+ * The file is exactly as long as the sum reported, and reads back the pattern written. Filled, deleted (unlink) and written again, crashed and
  * closed: the filesystem check (rd_fsck_fs, data included) finds no error each time.
  */
 #include <linux/falloc.h>
@@ -24,21 +26,32 @@ static uint64_t up4k(uint64_t x)
 	return (x + 4095) / 4096 * 4096;
 }
 
-/* Appends the pattern of seed to ino until the device is full; returns the bytes in it. */
+/* Appends the pattern of seed to ino until the device is full, with writes of WLEN, then
+ * smaller ones (down to a block) once WLEN no longer fits; returns the bytes in it. */
 static uint64_t fill(struct rd_fs *fs, uint64_t ino, uint64_t seed, uint64_t *shorts)
 {
 	uint64_t off = 0;
+	size_t len = WLEN;
 
 	for (;;) {
 		ssize_t n;
 
-		du_fill(wbuf, seed, off, WLEN);
-		n = rd_fs_write(fs, ino, wbuf, WLEN, off, 0);
-		if (n == -ENOSPC)
-			break;
+		du_fill(wbuf, seed, off, len);
+		n = rd_fs_write(fs, ino, wbuf, len, off, 0);
+		if (n == -ENOSPC) {
+			struct rd_space sp;
+
+			if (len <= 4096)
+				break;
+			/* Refused only while less than a chunk (plus its edge block) is left. */
+			rd_alloc_space(rd_fs_store(fs), &sp);
+			CHECK(len != WLEN || sp.available_bytes < (1u << 20) + 8192);
+			len = len > 65536 ? 65536 : 4096;
+			continue;
+		}
 		CHECK(n > 0);
 		off += (uint64_t)n;
-		if (n < WLEN)
+		if ((size_t)n < len)
 			(*shorts)++;
 	}
 	/* Full now: even one more byte does not fit (a new block would be needed). */
