@@ -72,10 +72,12 @@ struct bench_env {
 	char		scratch[PATH_MAX];	/* our temporary directory, "" if none */
 	char		image[PATH_MAX];
 	bool		own_image;		/* formatted by us: removed at the end */
+	bool		image_removed;
 	char		mnt[PATH_MAX];
 	bool		own_mount;		/* mounted by us: unmounted at the end */
 	char		work[PATH_MAX];		/* our directory on the mount */
 	char		base[PATH_MAX];		/* our directory in the baseline */
+	bool		base_made;		/* created by us: removed at the end */
 	char		base_fs[32];		/* the baseline's filesystem type */
 	char		log[PATH_MAX];		/* the daemon's output */
 	char		mount_opts[512];
@@ -247,8 +249,8 @@ void bench_cell_label(const struct bench_cell *c, char *buf, size_t len);
 /* The everyday jobs selected by o->jobs; -EINVAL (message printed) on a pattern that
  * selects nothing. */
 int bench_jobs_build(const struct bench_opts *o, struct bench_result *r);
-/* Names of every job, for --help and messages. */
-void bench_jobs_list(FILE *f);
+/* Names of every job, three a line, later lines indented, for --help and messages. */
+void bench_jobs_list(FILE *f, const char *indent);
 void bench_jobs_run(const struct bench_opts *o, struct bench_env *e, struct bench_result *r);
 
 /* ---- bench_calc.c --------------------------------------------------------------------- */

@@ -232,7 +232,7 @@ static const char *fs_name(long type)
  * A baseline must reach a device: a memory filesystem (tmpfs, ramfs) would compare refdio
  * on a disk with RAM, and one without O_DIRECT cannot run the direct jobs.
  */
-static int check_baseline(struct bench_env *e)
+static int check_baseline(struct bench_env *e, const char *shown)
 {
 	char probe[PATH_MAX];
 	struct statfs sf;
@@ -240,31 +240,31 @@ static int check_baseline(struct bench_env *e)
 	int fd, ret = -1;
 
 	if (statfs(e->base, &sf))
-		return rd_fail("bench", "baseline %s: %s", e->base, strerror(errno)), -1;
+		return rd_fail("bench", "baseline %s: %s", shown, strerror(errno)), -1;
 	snprintf(e->base_fs, sizeof(e->base_fs), "%s", fs_name((long)sf.f_type));
-	if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC) {
-		rd_fail("bench", "baseline %s is on %s, which keeps files in memory: its O_DIRECT "
-			"never reaches a device, so it is no baseline for a filesystem on a disk; "
-			"choose --baseline DIR on a disk filesystem (ext4, xfs, btrfs)",
-			e->base, e->base_fs);
-		return -1;
-	}
 	if (pathcat(probe, e->base, "odirect-probe"))
 		return -1;
 	fd = open(probe, O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rd_fail("bench", "baseline %s (%s) does not support O_DIRECT (%s): the everyday "
 			"jobs and the host writes need it; choose --baseline DIR on a disk "
-			"filesystem (ext4, xfs, btrfs)", e->base, e->base_fs, strerror(errno));
+			"filesystem (ext4, xfs, btrfs)", shown, e->base_fs, strerror(errno));
 		unlink(probe);
 		return -1;
+	}
+	if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC) {
+		rd_fail("bench", "baseline %s is on %s, which keeps files in memory: its O_DIRECT "
+			"never reaches a device, so it is no baseline for a filesystem on a disk; "
+			"choose --baseline DIR on a disk filesystem (ext4, xfs, btrfs)",
+			shown, e->base_fs);
+		goto out;
 	}
 	if (posix_memalign(&buf, 4096, 4096))
 		goto out;
 	memset(buf, 0x5a, 4096);
 	if (pwrite(fd, buf, 4096, 0) != 4096) {
 		rd_fail("bench", "baseline %s (%s): an O_DIRECT write failed (%s); choose "
-			"--baseline DIR on a disk filesystem", e->base, e->base_fs,
+			"--baseline DIR on a disk filesystem", shown, e->base_fs,
 			strerror(errno));
 		goto out;
 	}
@@ -331,15 +331,16 @@ int bench_env_prepare(struct bench_env *e, const struct bench_opts *o)
 		rd_fail("bench", "%s/baseline: %s", e->scratch, strerror(errno));
 		goto fail;
 	}
-	if (check_baseline(e))
+	e->base_made = true;
+	if (check_baseline(e, o->baseline ? o->baseline : e->base))
 		goto fail;
 	return 0;
 fail:
 	if (o->baseline)
 		rm_tree(e->base);
 	rm_tree(e->scratch);
-	e->scratch[0] = e->base[0] = 0;
-	e->own_image = false;
+	e->scratch[0] = 0;
+	e->base_made = e->own_image = false;
 	return -1;
 }
 
@@ -594,12 +595,12 @@ void bench_env_finish(struct bench_env *e, bool skip_fsck)
 		}
 	}
 	if (e->own_image && !e->daemon_child) {
-		unlink(e->image);
+		e->image_removed = !unlink(e->image);
 		e->own_image = false;
 	}
-	if (e->base[0] && strncmp(e->base, e->scratch, strlen(e->scratch)))
+	if (e->base_made && strncmp(e->base, e->scratch, strlen(e->scratch)))
 		rm_tree(e->base);
-	e->base[0] = 0;
+	e->base_made = false;
 	if (e->scratch[0] && !(e->mnt[0] && is_mounted(e->mnt) &&
 			       !strncmp(e->mnt, e->scratch, strlen(e->scratch)))) {
 		rm_tree(e->scratch);

@@ -79,10 +79,10 @@ static uint64_t xorshift(uint64_t *s)
 	return *s = x;
 }
 
-void bench_jobs_list(FILE *f)
+void bench_jobs_list(FILE *f, const char *indent)
 {
 	for (size_t i = 0; i < NR_SPECS; i++)
-		fprintf(f, "%s%s", i ? (i % 3 ? ", " : ",\n                    ") : "",
+		fprintf(f, "%s%s%s", i ? (i % 3 ? ", " : ",\n") : "", i && !(i % 3) ? indent : "",
 			specs[i].name);
 	fputc('\n', f);
 }
@@ -150,7 +150,7 @@ int bench_jobs_build(const struct bench_opts *o, struct bench_result *r)
 			if (!matched[k]) {
 				fprintf(stderr, "refdio bench: --jobs: '%s' names no job; the jobs "
 					"are:\n  ", tok);
-				bench_jobs_list(stderr);
+				bench_jobs_list(stderr, "  ");
 				return -EINVAL;
 			}
 	}

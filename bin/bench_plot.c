@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "cmd.h"
@@ -322,5 +323,11 @@ int bench_plot(const char *dir, const struct bench_opts *o, const struct bench_r
 		ret |= plot_held(dir, o, r);
 	if (r->nr_jobs)
 		ret |= plot_jobs(dir, r);
+	if (!ret) {	/* gnuplot's output is kept only when something went wrong */
+		char log[PATH_MAX + 32];
+
+		snprintf(log, sizeof(log), "%s/gnuplot.log", dir);
+		unlink(log);
+	}
 	return ret ? -1 : 0;
 }

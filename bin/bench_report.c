@@ -187,7 +187,8 @@ void bench_report_table(FILE *f, const struct bench_opts *o, const struct bench_
 		jobs_table(f, o, r);
 	fprintf(f, "\n");
 	if (e->image[0])
-		fprintf(f, "image %s: fsck %s\n", e->image, e->fsck_status < 0 ?
+		fprintf(f, "image %s%s: fsck %s\n", e->image, e->image_removed ?
+			" (scratch, removed)" : "", e->fsck_status < 0 ?
 			(e->fsck_note[0] ? e->fsck_note : "not run") :
 			e->fsck_status ? "NOT CLEAN" : "clean");
 	if (e->daemon_status > 0)

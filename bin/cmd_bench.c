@@ -60,7 +60,7 @@ static void bench_usage(FILE *f)
 "  --jobs LIST         job names or shell patterns, e.g. 'seq-*-direct' (default: all;\n"
 "                      'none': no job). The jobs:\n"
 "                      ");
-	bench_jobs_list(f);
+	bench_jobs_list(f, "                      ");
 	fprintf(f,
 "  --runtime SECONDS   time per run of a data job (default 3)\n"
 "  --file-size SIZE    each data job's file (default 256M)\n"
@@ -142,10 +142,12 @@ static int parse_list(const char *what, const char *arg, bool names, uint64_t mi
 		} else if (v < min || v > max || (align && v % align)) {
 			char a[24], b[24];
 
-			return rd_fail("bench", "--%s: %s is out of range (%s..%s%s)", what, tok,
-				       bench_size_str(min, a, sizeof(a)),
-				       bench_size_str(max, b, sizeof(b)),
-				       align ? ", in 4K steps" : ""), -1;
+			if (!align)	/* a count, not a size */
+				return rd_fail("bench", "--%s: %s is out of range (%" PRIu64 "..%"
+					       PRIu64 ")", what, tok, min, max), -1;
+			return rd_fail("bench", "--%s: %s is out of range (%s..%s, in 4K steps)",
+				       what, tok, bench_size_str(min, a, sizeof(a)),
+				       bench_size_str(max, b, sizeof(b))), -1;
 		}
 		for (unsigned i = 0; i < l->n; i++)
 			if (l->v[i] == v)
