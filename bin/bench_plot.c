@@ -41,6 +41,14 @@ static FILE *script_open(const char *dir, const char *name, char *path, size_t l
 	return f;
 }
 
+/* A chart with nothing measured to draw: no script, no PNG. */
+static int script_drop(FILE *f, const char *path)
+{
+	fclose(f);
+	remove(path);
+	return 0;
+}
+
 static int script_run(FILE *f, const char *path, const char *dir)
 {
 	char log[PATH_MAX + 32];
@@ -142,11 +150,8 @@ static int plot_throughput(const char *dir, const struct bench_opts *o,
 			nseries++;
 		}
 	}
-	if (!nseries) {
-		fclose(f);
-		remove(path);
-		return 0;
-	}
+	if (!nseries)
+		return script_drop(f, path);
 	fprintf(f, "plot \\\n");
 	nseries = 0;
 	for (unsigned i = 0; i < r->nr_cells; i++) {
@@ -232,11 +237,8 @@ static int plot_held(const char *dir, const struct bench_opts *o, const struct b
 			nseries++;
 		}
 	}
-	if (!nseries) {
-		fclose(f);
-		remove(path);
-		return 0;
-	}
+	if (!nseries)
+		return script_drop(f, path);
 	fprintf(f, "plot \\\n");
 	for (k = 0; k < nseries; k++)
 		fprintf(f, "%s$h%u using 1:2 with linespoints lw 2 title t%u", k ? ", \\\n  " : "  ",
@@ -275,11 +277,8 @@ static int plot_jobs(const char *dir, const struct bench_result *r)
 	}
 	fprintf(f, "EOD\nplot $lat using 2:xtic(1) title 'baseline p50', '' using 3 title "
 		"'refdio p50', '' using 4 title 'baseline p99', '' using 5 title 'refdio p99'\n");
-	if (!rows) {
-		fclose(f);
-		remove(path);
-		return 0;
-	}
+	if (!rows)
+		return script_drop(f, path);
 	if (script_run(f, path, dir))
 		return -1;
 
