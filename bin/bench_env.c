@@ -417,7 +417,8 @@ static int start_daemon(struct bench_env *e)
 	return -1;
 }
 
-/* The daemon of a mount we did not start: a process whose command line names it. */
+/* The daemon of a mount we did not start: the one refdio process (not a bench) whose
+ * command line names the mount point; 0 when there is none or more than one. */
 static pid_t find_daemon(const char *mnt)
 {
 	DIR *d = opendir("/proc");
@@ -433,7 +434,7 @@ static pid_t find_daemon(const char *mnt)
 		size_t n;
 		FILE *f;
 
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' || atoi(de->d_name) == getpid())
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
 		f = fopen(path, "r");
@@ -447,6 +448,8 @@ static pid_t find_daemon(const char *mnt)
 
 			if (!i && strstr(base ? base + 1 : arg, "refdio"))
 				refdio = true;
+			if (i && i == strlen(cmd) + 1 && !strcmp(arg, "bench"))
+				refdio = false;	/* another bench on the same mount */
 			if (i && realpath(arg, real) && !strcmp(real, mnt))
 				names_mnt = true;
 		}

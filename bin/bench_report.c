@@ -94,16 +94,17 @@ static void matrix_table(FILE *f, const struct bench_opts *o, const struct bench
 		snprintf(x, sizeof(x), fg.ratio >= 0 ? "%.2f" : "-", fg.ratio);
 		snprintf(lat, sizeof(lat), fg.secs >= 1 ? "%.2fs" : "%.0fms",
 			 fg.secs >= 1 ? fg.secs : fg.secs * 1e3);
-		if (c->host || fg.cpu < 0) {
-			snprintf(cpu, sizeof(cpu), "-");
-			snprintf(cpg, sizeof(cpg), "-");
-			snprintf(hp, sizeof(hp), "-");
-			snprintf(wp, sizeof(wp), "-");
-			snprintf(inf, sizeof(inf), "-");
-			snprintf(rss, sizeof(rss), "-");
-		} else {
+		snprintf(cpu, sizeof(cpu), "-");
+		snprintf(cpg, sizeof(cpg), "-");
+		snprintf(hp, sizeof(hp), "-");
+		snprintf(wp, sizeof(wp), "-");
+		snprintf(inf, sizeof(inf), "-");
+		snprintf(rss, sizeof(rss), "-");
+		if (!c->host && fg.cpu >= 0) {
 			snprintf(cpu, sizeof(cpu), "%.2fs", fg.cpu);
 			snprintf(cpg, sizeof(cpg), "%.2fs", fg.cpu / ((double)c->size / 1073741824.0));
+		}
+		if (!c->host) {
 			bench_human(fg.held, hp, sizeof(hp));
 			bench_human(fg.whp, wp, sizeof(wp));
 			snprintf(inf, sizeof(inf), "%.0f", fg.infl);
