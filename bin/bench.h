@@ -75,6 +75,7 @@ struct bench_env {
 	bool		image_removed;
 	char		mnt[PATH_MAX];
 	bool		own_mount;		/* mounted by us: unmounted at the end */
+	bool		served;			/* our daemon served the image: fsck it */
 	char		work[PATH_MAX];		/* our directory on the mount */
 	char		base[PATH_MAX];		/* our directory in the baseline */
 	bool		base_made;		/* created by us: removed at the end */

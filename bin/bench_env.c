@@ -399,8 +399,10 @@ static int start_daemon(struct bench_env *e)
 	for (int i = 0; i < 600; i++) {	/* 30 s */
 		int ws;
 
-		if (!stats_probe(e->mnt) && is_mounted(e->mnt))
+		if (!stats_probe(e->mnt) && is_mounted(e->mnt)) {
+			e->served = true;
 			return 0;
+		}
 		if (waitpid(pid, &ws, WNOHANG) == pid) {
 			e->daemon = 0;
 			e->daemon_child = false;
@@ -581,12 +583,17 @@ void bench_env_finish(struct bench_env *e, bool skip_fsck)
 	if (e->own_mount) {
 		unmount_ours(e);
 		e->own_mount = false;
+		if (e->daemon_status > 0) {
+			fprintf(stderr, "refdio bench: the daemon exited with status %d\n",
+				e->daemon_status);
+			print_tail(e->log);
+		}
 	}
-	if (e->image[0] && !e->daemon_child && (e->own_image || !e->mnt[0] ||
-	    !is_mounted(e->mnt))) {
+	if (e->served && !e->daemon_child && !is_mounted(e->mnt)) {
 		char *argv[] = { e->self, "fsck", "-n", e->image, NULL };
 		char flog[PATH_MAX];
 
+		e->served = false;
 		if (skip_fsck) {
 			snprintf(e->fsck_note, sizeof(e->fsck_note), "skipped (interrupted)");
 		} else if (!pathcat(flog, e->scratch, "fsck.log")) {
