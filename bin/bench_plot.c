@@ -288,7 +288,7 @@ static int plot_jobs(const char *dir, const struct bench_result *r)
 	fprintf(f, "set title 'Everyday jobs: refdio / baseline (median of runs; 1 = as fast, "
 		"above = refdio faster)'\nset style data histogram\n"
 		"set style fill solid 0.8 border -1\nset ylabel 'ratio'\nset yrange [0:*]\n"
-		"set xtics rotate by -35\nset bmargin 9\nset key off\n$r << EOD\n");
+		"set xtics rotate by -35\nset bmargin 9\nset rmargin 12\nset key off\n$r << EOD\n");
 	rows = 0;
 	for (unsigned k = 0; k < r->nr_jobs; k++) {
 		const struct bench_job *j = &r->jobs[k];
