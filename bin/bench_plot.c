@@ -6,7 +6,10 @@
  *   throughput-SIZE  MiB/s against the window (log scale) for each strategy, chunk and
  *                    issue mode at one write size; strategies without a window (pin,
  *                    chunk, bounce64) and the host's O_DIRECT write are flat lines.
- *                    Error bars: the runs' range.
+ *                    Error bars: the runs' range. (Not drawn for a single window when
+ *                    there are several chunk sizes.)
+ *   chunks-SIZE      the same against the chunk size, when --chunks has several: a line
+ *                    per strategy, window and issue mode; the host and bounce64 flat.
  *   held             the daemon's peak bytes of chunk memory against the write size, per
  *                    strategy (refctx per window), log-log: pin's line rises with the
  *                    write, refctx's stays flat at window x chunk.
@@ -83,107 +86,145 @@ static bool cell_range(const struct bench_cell *c, double *lo, double *hi)
 	return any;
 }
 
-/* One series = cells of one (strategy, chunk, issue) at a size. */
-static int plot_throughput(const char *dir, const struct bench_opts *o,
-			   const struct bench_result *r, uint64_t size)
+/*
+ * Throughput against one axis, at one write size: the window (a line per strategy, chunk
+ * and issue mode) or the chunk size (a line per strategy, window and issue mode). A cell
+ * the axis does not apply to (the host; pin, chunk and bounce64 on the window axis; the
+ * host and bounce64 on the chunk axis) is a flat line across the chart.
+ */
+enum axis { AX_WINDOW, AX_CHUNK };
+
+static bool flat(enum axis ax, const struct bench_cell *c)
 {
+	return ax == AX_WINDOW ? !c->window :
+	       c->host || c->strategy == REFDIO_STRATEGY_BOUNCE64;
+}
+
+static double xval(enum axis ax, const struct bench_cell *c)
+{
+	return ax == AX_WINDOW ? (double)c->window : (double)c->chunk / 1024;
+}
+
+/* d belongs to the series that c starts. */
+static bool same_series(enum axis ax, const struct bench_cell *c, const struct bench_cell *d)
+{
+	if (d->size != c->size || d->host != c->host || d->strategy != c->strategy ||
+	    d->issue != c->issue)
+		return false;
+	if (flat(ax, c))
+		return d == c;
+	return ax == AX_WINDOW ? d->chunk == c->chunk : d->window == c->window;
+}
+
+static bool series_start(enum axis ax, const struct bench_opts *o, const struct bench_cell *c)
+{
+	if (flat(ax, c))
+		return true;
+	return ax == AX_WINDOW ? c->window == o->windows.v[0] : c->chunk == o->chunks.v[0];
+}
+
+static void series_title(enum axis ax, const struct bench_opts *o, const struct bench_cell *c,
+			 char *buf, size_t len)
+{
+	char ch[16], w[16] = "";
+	bool issue = o->issues.n > 1;
+
+	if (c->host) {
+		snprintf(buf, len, "host O_DIRECT (dd bs=64M)");
+		return;
+	}
+	if (ax == AX_CHUNK && c->window)
+		snprintf(w, sizeof(w), " W=%u", c->window);
+	if (ax == AX_WINDOW || c->strategy == REFDIO_STRATEGY_BOUNCE64)
+		snprintf(w, sizeof(w), " %s", bench_size_str(c->chunk, ch, sizeof(ch)));
+	snprintf(buf, len, "%s%s%s%s", bench_strategy_name(c->strategy), w, issue ? " " : "",
+		 issue ? bench_issue_name(c->issue) : "");
+}
+
+static int plot_axis(const char *dir, const struct bench_opts *o, const struct bench_result *r,
+		     uint64_t size, enum axis ax)
+{
+	const struct bench_list *l = ax == AX_WINDOW ? &o->windows : &o->chunks;
 	char name[64], path[PATH_MAX + 64], sz[16];
-	double wmin = 1, wmax = 1;
+	double xmin = 0, xmax = 0;
 	unsigned nseries = 0;
 	FILE *f;
 
-	for (unsigned i = 0; i < o->windows.n; i++) {
-		if (!i || (double)o->windows.v[i] < wmin)
-			wmin = (double)o->windows.v[i];
-		if (!i || (double)o->windows.v[i] > wmax)
-			wmax = (double)o->windows.v[i];
+	for (unsigned i = 0; i < l->n; i++) {
+		double x = ax == AX_WINDOW ? (double)l->v[i] : (double)l->v[i] / 1024;
+
+		if (!i || x < xmin)
+			xmin = x;
+		if (!i || x > xmax)
+			xmax = x;
 	}
-	if (wmax <= wmin)
-		wmax = wmin * 2;
-	snprintf(name, sizeof(name), "throughput-%s", bench_size_str(size, sz, sizeof(sz)));
+	if (xmax <= xmin)
+		xmax = xmin * 2;
+	snprintf(name, sizeof(name), "%s-%s", ax == AX_WINDOW ? "throughput" : "chunks",
+		 bench_size_str(size, sz, sizeof(sz)));
 	f = script_open(dir, name, path, sizeof(path));
 	if (!f)
 		return rd_fail("bench", "%s: %s", path, strerror(errno)), -1;
-	fprintf(f, "set title 'Direct writes of %s from the caller: throughput against the "
-		"window (median, bars: range of %u runs)'\n", sz, o->repeat);
-	fprintf(f, "set logscale x 2\nset xlabel 'window (refctx chunks in flight)'\n"
-		"set ylabel 'MiB/s'\nset yrange [0:*]\nset xrange [%g:%g]\n", wmin / 1.3,
-		wmax * 1.3);
-	/* Data blocks: one per series. */
-	for (unsigned i = 0; i < r->nr_cells; i++) {
-		const struct bench_cell *c = &r->cells[i];
-		double m, lo = 0, hi = 0;
-		bool first = true;
-
-		if (c->size != size || (c->window && c->window != o->windows.v[0]))
-			continue;	/* a series starts at its first window */
-		for (unsigned k = i; k < r->nr_cells; k++) {
-			const struct bench_cell *d = &r->cells[k];
-
-			if (d->size != size || d->host != c->host || d->strategy != c->strategy ||
-			    d->chunk != c->chunk || d->issue != c->issue)
-				continue;
-			if (!bench_cell_median(d, bench_run_mibs, &m, NULL) ||
-			    !cell_range(d, &lo, &hi))
-				continue;
-			if (first)
-				fprintf(f, "$s%u << EOD\n", nseries);
-			first = false;
-			if (d->window) {
-				fprintf(f, "%u %g %g %g\n", d->window, m, lo, hi);
-			} else {	/* flat: across the whole window axis */
-				fprintf(f, "%g %g %g %g\n", wmin / 1.3, m, lo, hi);
-				fprintf(f, "%g %g %g %g\n", wmax * 1.3, m, lo, hi);
-			}
+	fprintf(f, "set title 'Direct writes of %s from the caller: throughput against the %s "
+		"(median, bars: range of %u runs)'\n", sz, ax == AX_WINDOW ? "window" : "chunk size",
+		o->repeat);
+	fprintf(f, "set logscale x 2\nset xlabel '%s'\nset ylabel 'MiB/s'\nset yrange [0:*]\n"
+		"set xrange [%g:%g]\n", ax == AX_WINDOW ? "window (refctx chunks in flight)" :
+		"chunk size (KiB)", xmin / 1.3, xmax * 1.3);
+	/* Data blocks, one per series, then the plot command naming them. */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass) {
+			if (!nseries)
+				return script_drop(f, path);
+			fprintf(f, "plot \\\n");
+			nseries = 0;
 		}
-		if (!first) {
-			char ch[16];
+		for (unsigned i = 0; i < r->nr_cells; i++) {
+			const struct bench_cell *c = &r->cells[i];
+			char title[96];
+			bool first = true;
 
-			fprintf(f, "EOD\n");
-			if (c->host)
-				fprintf(f, "# s%u: host O_DIRECT\n", nseries);
-			else
-				fprintf(f, "# s%u: %s %s %s\n", nseries,
-					bench_strategy_name(c->strategy),
-					bench_size_str(c->chunk, ch, sizeof(ch)),
-					bench_issue_name(c->issue));
+			if (c->size != size || !series_start(ax, o, c))
+				continue;
+			for (unsigned k = i; k < r->nr_cells; k++) {
+				const struct bench_cell *d = &r->cells[k];
+				double m, lo = 0, hi = 0;
+
+				if (!same_series(ax, c, d) ||
+				    !bench_cell_median(d, bench_run_mibs, &m, NULL) ||
+				    !cell_range(d, &lo, &hi))
+					continue;
+				if (pass) {
+					first = false;
+					break;
+				}
+				if (first)
+					fprintf(f, "$s%u << EOD\n", nseries);
+				first = false;
+				if (!flat(ax, d)) {
+					fprintf(f, "%g %g %g %g\n", xval(ax, d), m, lo, hi);
+				} else {
+					fprintf(f, "%g %g %g %g\n", xmin / 1.3, m, lo, hi);
+					fprintf(f, "%g %g %g %g\n", xmax * 1.3, m, lo, hi);
+				}
+			}
+			if (first)
+				continue;
+			if (!pass) {
+				fprintf(f, "EOD\n");
+			} else {
+				series_title(ax, o, c, title, sizeof(title));
+				if (!flat(ax, c))
+					fprintf(f, "%s$s%u using 1:2:3:4 with yerrorlines lw 2 "
+						"title '%s'", nseries ? ", \\\n  " : "  ", nseries,
+						title);
+				else
+					fprintf(f, "%s$s%u using 1:2 with lines lw 2 dt %d title "
+						"'%s'", nseries ? ", \\\n  " : "  ", nseries,
+						c->host ? 2 : 4, title);
+			}
 			nseries++;
 		}
-	}
-	if (!nseries)
-		return script_drop(f, path);
-	fprintf(f, "plot \\\n");
-	nseries = 0;
-	for (unsigned i = 0; i < r->nr_cells; i++) {
-		const struct bench_cell *c = &r->cells[i];
-		char ch[16], title[96];
-		double m;
-		bool has = false;
-
-		if (c->size != size || (c->window && c->window != o->windows.v[0]))
-			continue;
-		for (unsigned k = i; k < r->nr_cells && !has; k++) {
-			const struct bench_cell *d = &r->cells[k];
-
-			has = d->size == size && d->host == c->host && d->strategy == c->strategy &&
-			      d->chunk == c->chunk && d->issue == c->issue &&
-			      bench_cell_median(d, bench_run_mibs, &m, NULL);
-		}
-		if (!has)
-			continue;
-		if (c->host)
-			snprintf(title, sizeof(title), "host O_DIRECT (dd bs=64M)");
-		else
-			snprintf(title, sizeof(title), "%s %s%s%s", bench_strategy_name(c->strategy),
-				 bench_size_str(c->chunk, ch, sizeof(ch)), o->issues.n > 1 ? " " : "",
-				 o->issues.n > 1 ? bench_issue_name(c->issue) : "");
-		if (c->window)
-			fprintf(f, "%s$s%u using 1:2:3:4 with yerrorlines lw 2 title '%s'", nseries ?
-				", \\\n  " : "  ", nseries, title);
-		else
-			fprintf(f, "%s$s%u using 1:2 with lines lw 2 dt %d title '%s'", nseries ?
-				", \\\n  " : "  ", nseries, c->host ? 2 : 4, title);
-		nseries++;
 	}
 	fprintf(f, "\n");
 	return script_run(f, path, dir);
@@ -316,8 +357,12 @@ int bench_plot(const char *dir, const struct bench_opts *o, const struct bench_r
 
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return rd_fail("bench", "--plot %s: %s", dir, strerror(errno)), -1;
-	for (unsigned z = 0; z < o->sizes.n && r->nr_cells; z++)
-		ret |= plot_throughput(dir, o, r, o->sizes.v[z]);
+	for (unsigned z = 0; z < o->sizes.n && r->nr_cells; z++) {
+		if (o->windows.n > 1 || o->chunks.n == 1)
+			ret |= plot_axis(dir, o, r, o->sizes.v[z], AX_WINDOW);
+		if (o->chunks.n > 1)
+			ret |= plot_axis(dir, o, r, o->sizes.v[z], AX_CHUNK);
+	}
 	if (r->nr_cells)
 		ret |= plot_held(dir, o, r);
 	if (r->nr_jobs)
