@@ -548,19 +548,26 @@ static void unmount_ours(struct bench_env *e)
 	char *um[] = { "fusermount3", "-u", e->mnt, NULL };
 	char *lazy[] = { "fusermount3", "-u", "-z", e->mnt, NULL };
 
+	bool unmounted = false;
+
 	for (int i = 0; i < 10 && is_mounted(e->mnt); i++) {
-		if (!bench_run_child(um, NULL))
+		if (!bench_run_child(um, NULL)) {
+			unmounted = true;
 			break;
+		}
 		sleep_s(0.5);	/* busy: a child of ours may still hold a file */
 	}
 	if (!e->daemon_child)
 		return;
-	if (wait_daemon(e, 120))
+	/* Unmounted: the daemon flushes, marks the image clean and exits by itself. Not
+	 * mounted (a stop during start-up) or not unmountable: SIGTERM asks the same. */
+	if (unmounted && wait_daemon(e, 120))
 		return;
-	fprintf(stderr, "refdio bench: the daemon (pid %d) did not stop: SIGTERM\n",
-		(int)e->daemon);
+	if (unmounted)
+		fprintf(stderr, "refdio bench: the daemon (pid %d) did not stop: SIGTERM\n",
+			(int)e->daemon);
 	kill(e->daemon, SIGTERM);
-	if (wait_daemon(e, 60))
+	if (wait_daemon(e, 120))
 		return;
 	fprintf(stderr, "refdio bench: the daemon (pid %d) did not stop: SIGKILL\n",
 		(int)e->daemon);
