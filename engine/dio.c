@@ -366,12 +366,12 @@ static void dio_complete(struct rd_dio_write *w)
 	w->src->ops->put(w->src);	/* the grab taken by the source's constructor */
 	w->src = NULL;
 	if (w->spare) {
+		dio_stat_chunk(st, 0, -(int64_t)w->buf_cap);
+		w->held -= w->buf_cap;
 		dio_budget_free(&w->d->budget, w->spare, w->buf_cap);
 		w->spare = NULL;
 		w->owned -= w->buf_cap;
 		w->reserved -= w->buf_cap;
-		dio_stat_chunk(st, 0, -(int64_t)w->buf_cap);
-		w->held -= w->buf_cap;
 	}
 	assert(!w->held && !w->owned);
 	dio_budget_unreserve(&w->d->budget, w->reserved);	/* pin: chunks never issued */
@@ -617,10 +617,14 @@ static void dio_chunk_release_locked(struct rd_dio_write *w, struct dio_chunk *c
 		w->hand = c->next;
 	w->nchunks--;
 
+	/* The figures first, the budget after: held never shows more than the budget. */
+	if (c->owns && c->buf && !c->buf_lost && !w->spare)
+		freed = 0;	/* its buffer stays held: the next chunk reuses it */
+	w->held -= (uint64_t)freed;
+	dio_stat_chunk(st, -1, -freed);
 	if (c->owns) {
 		if (c->buf && !c->buf_lost && !w->spare) {
-			w->spare = c->buf;	/* stays held: the next chunk reuses it */
-			freed = 0;
+			w->spare = c->buf;
 		} else {
 			if (c->buf && !c->buf_lost)
 				dio_budget_free(&w->d->budget, c->buf, w->buf_cap);
@@ -630,8 +634,6 @@ static void dio_chunk_release_locked(struct rd_dio_write *w, struct dio_chunk *c
 			w->reserved -= w->buf_cap;
 		}
 	}
-	w->held -= (uint64_t)freed;
-	dio_stat_chunk(st, -1, -freed);
 	free(c);
 
 	old = atomic_fetch_sub_explicit(&w->active, 1, memory_order_acq_rel);

@@ -244,8 +244,9 @@ void rd_dio_caller_put(struct rd_dio_caller *c);
  * (dio_readers.c). A read past its deadline, or cancelled, is abandoned: it completes at
  * once with -ETIMEDOUT / -ECANCELED and its buffer is taken (and made inaccessible); the
  * thread stuck in it is written off and replaced. Nothing ever waits for an abandoned read,
- * teardown included. An owner (a user id) with max_stalled_owner reads stuck has its next
- * reads fail at once with -ETIMEDOUT.
+ * teardown included. An owner (a user id) runs at most max_running_owner reads at once,
+ * and one with max_stalled_owner reads stuck has its next reads fail at once with
+ * -ETIMEDOUT: a user whose memory stalls only delays itself.
  */
 struct rd_dio_readers;
 
@@ -253,6 +254,7 @@ struct rd_dio_readers_opts {
 	unsigned	threads;		/* reads running at once; 0 = 16 */
 	unsigned	max_stalled;		/* stuck reads written off, in all; 0 = 64 */
 	unsigned	max_stalled_owner;	/* per owner; 0 = 8 */
+	unsigned	max_running_owner;	/* reads one owner runs at once; 0 = threads/2 */
 	uint64_t	timeout_ns;		/* from submission; 0 = 5 s */
 };
 

@@ -3,8 +3,13 @@
  * deadline, and the write-off of reads that never end.
  *
  * Owns: struct rd_dio_readers (the queue, the running list, the reader threads, the
- * watchdog thread, the count of stuck reads per owner) and the state of every job from
+ * watchdog thread, the reads running and stuck per owner) and the state of every job from
  * dio_readers_submit() to its release.
+ *
+ * Fairness: an owner (a user) runs at most max_running_owner reads at once (its other
+ * reads wait in the queue, behind nobody else's), and one with max_stalled_owner reads
+ * stuck has its next reads refused at once; so a user whose memory stalls only ever
+ * delays itself.
  *
  * Why threads and not io_uring: a read of another process's memory can block forever (a
  * page registered with userfaultfd that nobody resolves, a file mapping on a FUSE mount
@@ -50,10 +55,11 @@ struct reader_thread {
 	bool			ghost;		/* its job was abandoned (r->lock) */
 };
 
-struct owner_stalls {
-	struct owner_stalls	*next;
+/* One owner's reads running now and written off (stuck); freed when both are 0. */
+struct owner_count {
+	struct owner_count	*next;
 	uint64_t		owner;
-	unsigned		n;
+	unsigned		running, stalled;
 };
 
 struct rd_dio_readers {
@@ -68,7 +74,7 @@ struct rd_dio_readers {
 	struct reader_thread	*threads;		/* normal threads */
 	unsigned		nthreads, idle;
 	unsigned		stalled;		/* ghosts */
-	struct owner_stalls	*owners;
+	struct owner_count	*owners;
 	uint64_t		nrunning, timeouts, cancels;
 	pthread_t		watchdog;
 	bool			watchdog_started;
@@ -100,33 +106,32 @@ static void queue_del_locked(struct rd_dio_readers *r, struct rd_dio_rjob *j)
 	list_del(&r->q_head, j);
 }
 
-static struct owner_stalls *owner_find_locked(struct rd_dio_readers *r, uint64_t owner)
+static struct owner_count *owner_find_locked(struct rd_dio_readers *r, uint64_t owner)
 {
-	for (struct owner_stalls *o = r->owners; o; o = o->next)
+	for (struct owner_count *o = r->owners; o; o = o->next)
 		if (o->owner == owner)
 			return o;
 	return NULL;
 }
 
-static void owner_add_locked(struct rd_dio_readers *r, uint64_t owner, int d)
+/* Adds drun running and dstall stuck reads to owner's counts. */
+static void owner_add_locked(struct rd_dio_readers *r, uint64_t owner, int drun, int dstall)
 {
-	struct owner_stalls *o = owner_find_locked(r, owner), **pp;
+	struct owner_count *o = owner_find_locked(r, owner), **pp;
 
-	if (d > 0) {
-		if (!o) {
-			o = calloc(1, sizeof(*o));
-			if (!o)
-				return;	/* then this owner's stalls are not counted: no worse */
-			o->owner = owner;
-			o->next = r->owners;
-			r->owners = o;
-		}
-		o->n++;
-		return;
+	if (!o) {
+		if (drun < 0 || dstall < 0)
+			return;	/* its entry could not be made: it was never counted */
+		o = calloc(1, sizeof(*o));
+		if (!o)
+			return;	/* then this owner is not counted: no worse than no limit */
+		o->owner = owner;
+		o->next = r->owners;
+		r->owners = o;
 	}
-	if (!o)
-		return;
-	if (--o->n)
+	o->running += (unsigned)drun;
+	o->stalled += (unsigned)dstall;
+	if (o->running || o->stalled)
 		return;
 	for (pp = &r->owners; *pp != o; pp = &(*pp)->next)
 		;
@@ -134,10 +139,24 @@ static void owner_add_locked(struct rd_dio_readers *r, uint64_t owner, int d)
 	free(o);
 }
 
+/* Under lock: the first queued job whose owner may run one more read, or NULL. One owner
+ * never holds more than max_running_owner threads, so a caller whose memory stalls can
+ * only ever block its own reads. */
+static struct rd_dio_rjob *next_job_locked(struct rd_dio_readers *r)
+{
+	for (struct rd_dio_rjob *j = r->q_head; j; j = j->next) {
+		struct owner_count *o = owner_find_locked(r, j->owner);
+
+		if (!o || o->running < r->o.max_running_owner)
+			return j;
+	}
+	return NULL;
+}
+
 static void readers_free(struct rd_dio_readers *r)
 {
 	while (r->owners) {
-		struct owner_stalls *o = r->owners;
+		struct owner_count *o = r->owners;
 
 		r->owners = o->next;
 		free(o);
@@ -207,7 +226,8 @@ static bool abandon_locked(struct rd_dio_readers *r, struct rd_dio_rjob *j)
 	pthread_detach(rt->t);
 	r->stalled++;
 	r->refs++;
-	owner_add_locked(r, j->owner, +1);
+	owner_add_locked(r, j->owner, -1, +1);
+	pthread_cond_broadcast(&r->work);	/* the owner may run another read */
 	/* A fresh inaccessible mapping over the buffer: its memory goes now, and whatever
 	 * the stuck call copies later faults (it fails) instead of landing in memory that
 	 * is someone else's by then. The ghost unmaps the range when its call returns. */
@@ -229,15 +249,15 @@ static void *reader_main(void *arg)
 		struct rd_dio_rjob *j;
 		long res;
 
-		while (!r->q_head && !r->stopping) {
+		while (!(j = next_job_locked(r)) && !r->stopping) {
 			r->idle++;
 			pthread_cond_wait(&r->work, &r->lock);
 			r->idle--;
 		}
-		j = r->q_head;
 		if (!j)
 			break;
 		queue_del_locked(r, j);
+		owner_add_locked(r, j->owner, +1, 0);
 		j->state = J_RUNNING;
 		j->thread = rt;
 		j->next = r->running;
@@ -254,7 +274,7 @@ static void *reader_main(void *arg)
 			/* Written off long ago: done() was called; clean up and go. */
 			assert(j->state == J_ABANDONED);
 			r->stalled--;
-			owner_add_locked(r, j->owner, -1);
+			owner_add_locked(r, j->owner, 0, -1);
 			pthread_mutex_unlock(&r->lock);
 			if (j->buf)
 				munmap(j->buf, j->buf_cap);
@@ -266,6 +286,9 @@ static void *reader_main(void *arg)
 		}
 		list_del(&r->running, j);
 		r->nrunning--;
+		owner_add_locked(r, j->owner, -1, 0);
+		if (r->q_head)
+			pthread_cond_broadcast(&r->work);	/* a held-back job may go now */
 		j->state = J_DONE;
 		pthread_mutex_unlock(&r->lock);
 		j->done(j, res, false);
@@ -346,6 +369,8 @@ int rd_dio_readers_create(const struct rd_dio_readers_opts *o, struct rd_dio_rea
 		r->o.max_stalled = 64;
 	if (!r->o.max_stalled_owner)
 		r->o.max_stalled_owner = 8;
+	if (!r->o.max_running_owner)
+		r->o.max_running_owner = r->o.threads / 2 ? r->o.threads / 2 : 1;
 	if (!r->o.timeout_ns)
 		r->o.timeout_ns = 5 * SEC_NS;
 	r->refs = 1;
@@ -394,11 +419,11 @@ void rd_dio_readers_destroy(struct rd_dio_readers *r)
 
 void dio_readers_submit(struct rd_dio_readers *r, struct rd_dio_rjob *j)
 {
-	struct owner_stalls *o;
+	struct owner_count *o;
 
 	pthread_mutex_lock(&r->lock);
 	o = owner_find_locked(r, j->owner);
-	if (o && o->n >= r->o.max_stalled_owner) {
+	if (o && o->stalled >= r->o.max_stalled_owner) {
 		/* This owner's memory already holds enough reads hostage. */
 		r->timeouts++;
 		pthread_mutex_unlock(&r->lock);
