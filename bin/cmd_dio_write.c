@@ -228,13 +228,15 @@ static void explain(int fd, const char *path, const char *what, int err,
 	if (strategy == RD_DIO_PIN || (strategy < 0 && st.default_strategy ==
 				       REFDIO_STRATEGY_PIN))
 		rd_fail("dio-write", "%s: %s%s: pin holds the whole write at once (%" PRIu64
-			" bytes) and the mount's budget (-o max_held) is %" PRIu64 " bytes: it "
-			"can never fit; nothing was written (use refctx, or a smaller write)",
-			path, what, strerror(err), io->len, st.budget_max);
+			" bytes) and one user may hold %" PRIu64 " bytes of the mount's memory "
+			"budget (-o max_held %" PRIu64 ", max_held_user): it can never fit; "
+			"nothing was written (use refctx, or a smaller write)", path, what,
+			strerror(err), io->len, st.budget_max_user, st.budget_max);
 	else
 		rd_fail("dio-write", "%s: %s%s: one chunk buffer of this write is larger than "
-			"the mount's budget (-o max_held, %" PRIu64 " bytes): it can never fit; "
-			"nothing was written", path, what, strerror(err), st.budget_max);
+			"what one user may hold of the mount's memory budget (%" PRIu64 " bytes of "
+			"-o max_held %" PRIu64 "): it can never fit; nothing was written", path,
+			what, strerror(err), st.budget_max_user, st.budget_max);
 }
 
 static int parse_name(const char *what, const char *v, int (*parse)(const char *), int *out)

@@ -105,11 +105,15 @@ static void print_text(const char *mnt, const struct refdio_stats *st)
 	if (st->version >= 2) {
 		char m[16], h[16], p[16];
 
-		printf("budget (max_held) %s: held %s, peak %s, writes that waited %" PRIu64
-		       "; caps: window %u, chunk %s; caller reads stuck %" PRIu64 ", timed out %"
-		       PRIu64 "; daemon pid %" PRIu64 "\n",
+		char u[16];
+
+		printf("budget (max_held) %s, a user's %s: held %s, peak %s, writes that waited %"
+		       PRIu64 "; caps: window %u, chunk %s; caller reads stuck %" PRIu64
+		       ", timed out %u; daemon pid %" PRIu64 "\n",
 		       st->budget_max == UINT64_MAX ? "unlimited" :
-		       human(st->budget_max, m, sizeof(m)), human(st->budget_held, h, sizeof(h)),
+		       human(st->budget_max, m, sizeof(m)),
+		       human(st->budget_max_user, u, sizeof(u)),
+		       human(st->budget_held, h, sizeof(h)),
 		       human(st->budget_peak, p, sizeof(p)), st->budget_waits, st->max_window,
 		       human(st->max_chunk, a, sizeof(a)), st->reads_stalled, st->reads_timed_out,
 		       st->daemon_pid);
@@ -163,6 +167,7 @@ static void print_json(const char *mnt, const struct refdio_stats *st, bool pret
 	if (st->version >= 2) {
 		add_u64(o, "pid", st->daemon_pid);
 		add_u64(o, "budget_max", st->budget_max);
+		add_u64(o, "budget_max_user", st->budget_max_user);
 		add_u64(o, "budget_held", st->budget_held);
 		add_u64(o, "budget_peak", st->budget_peak);
 		add_u64(o, "budget_waits", st->budget_waits);

@@ -368,13 +368,13 @@ static void dio_complete(struct rd_dio_write *w)
 	if (w->spare) {
 		dio_stat_chunk(st, 0, -(int64_t)w->buf_cap);
 		w->held -= w->buf_cap;
-		dio_budget_free(&w->d->budget, w->spare, w->buf_cap);
+		dio_budget_free(&w->d->budget, &w->bw, w->spare, w->buf_cap);
 		w->spare = NULL;
 		w->owned -= w->buf_cap;
 		w->reserved -= w->buf_cap;
 	}
 	assert(!w->held && !w->owned);
-	dio_budget_unreserve(&w->d->budget, w->reserved);	/* pin: chunks never issued */
+	dio_budget_unreserve(&w->d->budget, &w->bw, w->reserved);	/* pin: never issued */
 	w->reserved = 0;
 
 	if (w->stop_why == STOP_GONE && w->committed < w->len)
@@ -627,9 +627,9 @@ static void dio_chunk_release_locked(struct rd_dio_write *w, struct dio_chunk *c
 			w->spare = c->buf;
 		} else {
 			if (c->buf && !c->buf_lost)
-				dio_budget_free(&w->d->budget, c->buf, w->buf_cap);
+				dio_budget_free(&w->d->budget, &w->bw, c->buf, w->buf_cap);
 			else	/* never allocated, or the source took it */
-				dio_budget_unreserve(&w->d->budget, w->buf_cap);
+				dio_budget_unreserve(&w->d->budget, &w->bw, w->buf_cap);
 			w->owned -= w->buf_cap;
 			w->reserved -= w->buf_cap;
 		}
@@ -1036,7 +1036,9 @@ int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out)
 	if (!d->threads)
 		goto err_free;
 	/* Free buffers kept for reuse count against the budget: at most a quarter of it. */
-	dio_budget_init(&d->budget, d->opts.max_held,
+	if (!d->opts.max_held_owner || d->opts.max_held_owner > d->opts.max_held)
+		d->opts.max_held_owner = d->opts.max_held;
+	dio_budget_init(&d->budget, d->opts.max_held, d->opts.max_held_owner,
 			(uint64_t)d->opts.pool_bufs * dio_buf_cap(d->opts.chunk) <
 			d->opts.max_held / 4 ? (uint64_t)d->opts.pool_bufs *
 			dio_buf_cap(d->opts.chunk) : d->opts.max_held / 4, dio_budget_wake, d);
@@ -1128,10 +1130,10 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 		} else {
 			nchunks = (src->len + chunk - 1) / chunk;
 		}
-		if (cap > d->opts.max_held)
+		if (cap > d->opts.max_held_owner)
 			goto err_src;
 		if (strat->read_all_first) {
-			if (nchunks > d->opts.max_held / cap)
+			if (nchunks > d->opts.max_held_owner / cap)
 				goto err_src;
 			pin_need = nchunks * cap;
 		}
@@ -1147,6 +1149,7 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 	w->sink = sink;
 	w->src = src;
 	w->lent = lent;
+	w->bw.owner = a->owner;
 	w->pin_need = pin_need;
 	w->off = a->off;
 	w->len = src->len;

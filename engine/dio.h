@@ -292,6 +292,7 @@ struct rd_dio_opts {
 					 * quarter of max_held); 0 = 32 */
 	uint64_t	max_held;	/* the budget: bytes of chunk buffers that may exist at
 					 * once, held by writes or kept for reuse; 0 = no limit */
+	uint64_t	max_held_owner;	/* of it, what one owner's writes may hold; 0 = all */
 };
 
 int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out);
@@ -307,6 +308,7 @@ struct rd_dio_args {
 	unsigned		window;		/* refctx only (the others fix theirs); 0 = default */
 	size_t			chunk;		/* 0 = the strategy's default; <= 1 GiB */
 	bool			dsync;		/* sink flush before completion */
+	uint64_t		owner;		/* whose share of the budget it uses (a uid) */
 	/*
 	 * Called exactly once, on a dio worker, never inside rd_dio_submit: res = bytes
 	 * committed (a prefix of the range, on a chunk boundary) when any were, else a
@@ -320,8 +322,9 @@ struct rd_dio_args {
 
 /*
  * Starts a write of all of src to sink at a->off. 0: accepted, done will be called. Else
- * -EINVAL/-EFBIG/-ENOMEM, or -ENOBUFS when the write can never fit the budget (pin: all
- * its chunk buffers at once; the others: one chunk buffer): done is never called.
+ * -EINVAL/-EFBIG/-ENOMEM, or -ENOBUFS when the write can never fit its owner's share of
+ * the budget (pin: all its chunk buffers at once; the others: one chunk buffer): done is
+ * never called.
  * A write that fits but finds the budget in use waits for it (a state, not a thread). src is consumed either way. With handle,
  * *handle gets a reference on the write (for rd_dio_cancel), to drop with
  * rd_dio_write_put(); it stays valid after done.

@@ -11,6 +11,7 @@
  * queue's head, or munmap under the lock (the unmaps collected under it happen after).
  */
 #include <assert.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "dio_budget.h"
@@ -29,6 +30,70 @@ static unsigned buf_class(size_t cap)
 	return (unsigned)__builtin_ctzll(cap) - DIO_BUF_MIN_SHIFT;
 }
 
+struct dio_budget_owner {
+	struct dio_budget_owner	*next;
+	uint64_t		owner;
+	uint64_t		reserved;
+};
+
+static struct dio_budget_owner *owner_find_locked(struct dio_budget *b, uint64_t owner)
+{
+	for (struct dio_budget_owner *o = b->owners; o; o = o->next)
+		if (o->owner == owner)
+			return o;
+	return NULL;
+}
+
+static uint64_t owner_reserved_locked(struct dio_budget *b, uint64_t owner)
+{
+	struct dio_budget_owner *o = owner_find_locked(b, owner);
+
+	return o ? o->reserved : 0;
+}
+
+/* Adds to owner's reservations (false: no memory for its entry); at 0 the entry goes. */
+static bool owner_add_locked(struct dio_budget *b, uint64_t owner, int64_t d)
+{
+	struct dio_budget_owner *o = owner_find_locked(b, owner), **pp;
+
+	if (!o) {
+		if (d <= 0)
+			return true;
+		o = calloc(1, sizeof(*o));
+		if (!o)
+			return false;
+		o->owner = owner;
+		o->next = b->owners;
+		b->owners = o;
+	}
+	assert(d >= 0 || o->reserved >= (uint64_t)-d);
+	o->reserved += (uint64_t)d;
+	if (o->reserved)
+		return true;
+	for (pp = &b->owners; *pp != o; pp = &(*pp)->next)
+		;
+	*pp = o->next;
+	free(o);
+	return true;
+}
+
+/* Whether bytes more stay within the owner's share. */
+static bool owner_room_locked(struct dio_budget *b, uint64_t owner, uint64_t bytes)
+{
+	uint64_t r = owner_reserved_locked(b, owner);
+
+	return bytes <= b->max_owner && r <= b->max_owner - bytes;
+}
+
+/* The first waiter whose owner has room for what it asks: the one served next. */
+static struct dio_budget_waiter *first_eligible_locked(struct dio_budget *b)
+{
+	for (struct dio_budget_waiter *w = b->head; w; w = w->next)
+		if (owner_room_locked(b, w->owner, w->need))
+			return w;
+	return NULL;
+}
+
 static void unmap_list(void *list)
 {
 	while (list) {
@@ -40,17 +105,18 @@ static void unmap_list(void *list)
 	}
 }
 
-void dio_budget_init(struct dio_budget *b, uint64_t max, uint64_t pool_max,
+void dio_budget_init(struct dio_budget *b, uint64_t max, uint64_t max_owner, uint64_t pool_max,
 		     void (*wake)(struct dio_budget_waiter *wt, void *priv), void *priv)
 {
-	*b = (struct dio_budget){ .max = max, .pool_max = pool_max < max ? pool_max : max,
+	*b = (struct dio_budget){ .max = max, .max_owner = max_owner < max ? max_owner : max,
+				  .pool_max = pool_max < max ? pool_max : max,
 				  .wake = wake, .priv = priv };
 	pthread_mutex_init(&b->lock, NULL);
 }
 
 void dio_budget_destroy(struct dio_budget *b)
 {
-	assert(!b->reserved && !b->head);
+	assert(!b->reserved && !b->head && !b->owners);
 	for (unsigned cl = 0; cl < DIO_BUF_CLASSES; cl++) {
 		while (b->pool[cl]) {
 			void *buf = b->pool[cl];
@@ -68,7 +134,7 @@ void dio_budget_destroy(struct dio_budget *b)
  */
 static bool fits_locked(struct dio_budget *b, uint64_t bytes, void **gone)
 {
-	if (b->reserved + bytes > b->max)
+	if (bytes > b->max - b->reserved)
 		return false;
 	for (unsigned cl = DIO_BUF_CLASSES; cl-- > 0 && b->reserved + b->pooled + bytes > b->max;) {
 		size_t cap = (size_t)1 << (cl + DIO_BUF_MIN_SHIFT);
@@ -86,11 +152,13 @@ static bool fits_locked(struct dio_budget *b, uint64_t bytes, void **gone)
 	return b->reserved + b->pooled + bytes <= b->max;
 }
 
-/* Under lock: if the head could be served now, tell it. */
+/* Under lock: if the waiter to be served next could be served now, tell it. */
 static void wake_head_locked(struct dio_budget *b)
 {
-	if (b->head && b->reserved + b->head->need <= b->max)
-		b->wake(b->head, b->priv);
+	struct dio_budget_waiter *w = first_eligible_locked(b);
+
+	if (w && w->need <= b->max - b->reserved)
+		b->wake(w, b->priv);
 }
 
 static void dequeue_locked(struct dio_budget *b, struct dio_budget_waiter *wt)
@@ -113,14 +181,21 @@ bool dio_budget_reserve(struct dio_budget *b, struct dio_budget_waiter *wt, uint
 	bool ok;
 
 	pthread_mutex_lock(&b->lock);
-	ok = (!b->head || b->head == wt) && fits_locked(b, bytes, &gone);
+	if (owner_room_locked(b, wt->owner, bytes)) {
+		struct dio_budget_waiter *first = first_eligible_locked(b);
+
+		ok = (!first || first == wt) && fits_locked(b, bytes, &gone) &&
+		     owner_add_locked(b, wt->owner, (int64_t)bytes);
+	} else {
+		ok = false;
+	}
 	if (ok) {
 		b->reserved += bytes;
 		if (b->reserved > b->reserved_peak)
 			b->reserved_peak = b->reserved;
 		assert(b->reserved + b->pooled <= b->max);
 		if (wt->queued) {
-			dequeue_locked(b, wt);	/* it was the head */
+			dequeue_locked(b, wt);	/* it was the one to serve */
 			wake_head_locked(b);
 		}
 	} else {
@@ -145,13 +220,14 @@ bool dio_budget_reserve(struct dio_budget *b, struct dio_budget_waiter *wt, uint
 	return ok;
 }
 
-void dio_budget_unreserve(struct dio_budget *b, uint64_t bytes)
+void dio_budget_unreserve(struct dio_budget *b, struct dio_budget_waiter *wt, uint64_t bytes)
 {
 	if (!bytes)
 		return;
 	pthread_mutex_lock(&b->lock);
 	assert(b->reserved >= bytes);
 	b->reserved -= bytes;
+	owner_add_locked(b, wt->owner, -(int64_t)bytes);
 	wake_head_locked(b);
 	pthread_mutex_unlock(&b->lock);
 }
@@ -160,11 +236,8 @@ void dio_budget_leave(struct dio_budget *b, struct dio_budget_waiter *wt)
 {
 	pthread_mutex_lock(&b->lock);
 	if (wt->queued) {
-		bool was_head = b->head == wt;
-
 		dequeue_locked(b, wt);
-		if (was_head)
-			wake_head_locked(b);
+		wake_head_locked(b);
 	}
 	pthread_mutex_unlock(&b->lock);
 }
@@ -191,13 +264,14 @@ void *dio_budget_buf_get(struct dio_budget *b, size_t cap)
 	return buf;
 }
 
-void dio_budget_free(struct dio_budget *b, void *buf, size_t cap)
+void dio_budget_free(struct dio_budget *b, struct dio_budget_waiter *wt, void *buf, size_t cap)
 {
 	unsigned cl = buf_class(cap);
 
 	pthread_mutex_lock(&b->lock);
 	assert(b->reserved >= cap);
 	b->reserved -= cap;
+	owner_add_locked(b, wt->owner, -(int64_t)cap);
 	if (buf && b->pooled + cap <= b->pool_max && b->reserved + b->pooled + cap <= b->max) {
 		*(void **)buf = b->pool[cl];
 		b->pool[cl] = buf;

@@ -226,6 +226,9 @@ static int parse_one(struct rd_mount_opts *o, char *opt)
 		if (!strcmp(opt, "max_held"))
 			return parse_size(opt, val, 1ull << 20, 1ull << 40, "1M to 1T",
 					  &o->max_held);
+		if (!strcmp(opt, "max_held_user"))
+			return parse_size(opt, val, 1ull << 20, 1ull << 40, "1M to 1T",
+					  &o->max_held_user);
 		if (!strcmp(opt, "max_window"))
 			return parse_uint(opt, val, 1, 65536, &o->max_window);
 		if (!strcmp(opt, "max_chunk"))
@@ -313,6 +316,8 @@ void rd_mount_usage(FILE *f)
 "                            at once (default 256M); a write waits for its share, and\n"
 "                            one that can never fit (a pin larger than this) fails\n"
 "                            with ENOBUFS before anything is written\n"
+"     max_held_user=SIZE     of it, what one user's writes may hold (default 3/4 of\n"
+"                            max_held: a user whose memory stalls leaves the rest)\n"
 "     max_window=W           an ioctl's window is cut to W (default 64)\n"
 "     max_chunk=SIZE         an ioctl's chunk is cut to SIZE (default 16M)\n"
 "     source_timeout=S       seconds one read of a caller's memory may take before the\n"
@@ -385,11 +390,18 @@ int rd_mount_parse(int argc, char **argv, struct rd_mount_opts *o)
 			  o->dio_window, o->dio_chunk, o->max_window, o->max_chunk);
 		return -EINVAL;
 	}
-	/* Every chunk size allowed must fit the budget at least once (a buffer is the next
-	 * power of two), else writes of that size could never start. */
-	if (dio_buf_bytes(o->max_chunk) > o->max_held) {
-		mount_err("max_held=%llu is below one buffer of max_chunk=%u (%llu bytes)",
-			  (unsigned long long)o->max_held, o->max_chunk,
+	if (!o->max_held_user)
+		o->max_held_user = o->max_held / 4 * 3;
+	if (o->max_held_user > o->max_held) {
+		mount_err("max_held_user=%llu exceeds max_held=%llu",
+			  (unsigned long long)o->max_held_user, (unsigned long long)o->max_held);
+		return -EINVAL;
+	}
+	/* Every chunk size allowed must fit a user's share at least once (a buffer is the
+	 * next power of two), else writes of that size could never start. */
+	if (dio_buf_bytes(o->max_chunk) > o->max_held_user) {
+		mount_err("max_held_user=%llu is below one buffer of max_chunk=%u (%llu bytes)",
+			  (unsigned long long)o->max_held_user, o->max_chunk,
 			  (unsigned long long)dio_buf_bytes(o->max_chunk));
 		return -EINVAL;
 	}
@@ -551,7 +563,8 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	struct rd_dio_opts dopts = { .workers = d->opts.dio_workers,
 				     .chunk = d->opts.dio_chunk,
 				     .window = d->opts.dio_window,
-				     .max_held = d->opts.max_held };
+				     .max_held = d->opts.max_held,
+				     .max_held_owner = d->opts.max_held_user };
 	struct rd_dio_readers_opts ropts = {
 		.timeout_ns = (uint64_t)(d->opts.source_timeout * 1e9) };
 	struct timespec ts;

@@ -56,6 +56,7 @@ struct rd_mount_opts {
 	unsigned	dio_workers;		/* dio worker threads */
 	/* What one caller may make the daemon hold or wait for. */
 	uint64_t	max_held;		/* the budget of chunk-buffer bytes */
+	uint64_t	max_held_user;		/* of it, one user's writes (0: 3/4) */
 	unsigned	max_window;		/* an ioctl's window is cut to this */
 	unsigned	max_chunk;		/* an ioctl's chunk is cut to this (bytes) */
 	double		source_timeout;		/* seconds a read of a caller's memory may take */

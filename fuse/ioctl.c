@@ -524,7 +524,7 @@ void rd_ioctl_exit(struct rd_daemon *d)
 
 /* Checks the caller's struct and turns it into dio arguments (done/priv left to set). */
 static int dio_args_from(struct rd_daemon *d, const struct refdio_dio_write *in,
-			 const struct rd_fh *fh, struct rd_dio_args *a)
+			 const struct rd_fh *fh, uid_t uid, struct rd_dio_args *a)
 {
 	bool zero = !in->reserved0;
 
@@ -546,6 +546,7 @@ static int dio_args_from(struct rd_daemon *d, const struct refdio_dio_write *in,
 	if (a->chunk > d->opts.max_chunk)
 		a->chunk = d->opts.max_chunk;
 	a->dsync = (in->flags & REFDIO_DIO_DSYNC) || rd_fh_dsync(d, fh, 0);
+	a->owner = uid;		/* its share of the budget (-o max_held_user) */
 	return 0;
 }
 
@@ -664,7 +665,7 @@ static void ioctl_dio_write(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh, un
 	bool linked;
 	int ret;
 
-	ret = dio_args_from(d, in, fh, &a);
+	ret = dio_args_from(d, in, fh, fuse_req_ctx(req)->uid, &a);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -727,7 +728,7 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh, u
 	struct rd_dio_args a;
 	int ret;
 
-	ret = dio_args_from(d, in, fh, &a);
+	ret = dio_args_from(d, in, fh, fuse_req_ctx(req)->uid, &a);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -946,12 +947,13 @@ static void ioctl_stats(fuse_req_t req, const void *in_buf, size_t size)
 
 		rd_dio_budget_stats(d->dio, &bs);
 		st->budget_max = bs.max;
+		st->budget_max_user = d->opts.max_held_user;
 		st->budget_held = bs.held;
 		st->budget_peak = bs.peak;
 		st->budget_waits = bs.waited;
 		rd_dio_readers_stats(d->readers, &rs);
 		st->reads_stalled = rs.stalled;
-		st->reads_timed_out = rs.timeouts;
+		st->reads_timed_out = (uint32_t)rs.timeouts;
 	}
 	pthread_mutex_lock(&d->pool.lock);
 	st->rbufs_in_use = d->pool.total - d->pool.nr_free;

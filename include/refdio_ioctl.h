@@ -159,18 +159,18 @@ struct refdio_stats {
 	uint64_t	async_done;		/* finished, result not collected yet */
 	uint64_t	async_expired;		/* results dropped uncollected (age or room) */
 	uint32_t	nr_async;		/* entries used in async[] (newest first) */
-	uint32_t	reserved0;
 	/* Version 2 (zero from a version 1 daemon): */
+	uint32_t	max_window;		/* out: -o max_window */
 	uint64_t	daemon_pid;		/* out: the daemon's process id */
 	uint64_t	budget_max;		/* out: -o max_held: chunk-buffer bytes at most */
+	uint64_t	budget_max_user;	/* out: -o max_held_user: of it, one user's */
 	uint64_t	budget_held;		/* out: reserved by writes now */
 	uint64_t	budget_peak;		/* out: the most reserved at once */
 	uint64_t	budget_waits;		/* out: writes that waited for the budget */
 	uint64_t	reads_stalled;		/* out: reads of a caller's memory written off
 						 * (timed out or cancelled) and still stuck */
-	uint64_t	reads_timed_out;	/* out: reads that passed -o source_timeout */
-	uint32_t	max_window;		/* out: -o max_window */
 	uint32_t	max_chunk;		/* out: -o max_chunk (bytes) */
+	uint32_t	reads_timed_out;	/* out: reads that passed -o source_timeout */
 	struct refdio_strategy_stats strategy[REFDIO_STATS_MAX_STRATEGIES];
 	struct refdio_async_info async[REFDIO_STATS_MAX_ASYNC];
 };
