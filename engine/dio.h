@@ -260,8 +260,9 @@ struct rd_dio_readers_opts {
 
 int rd_dio_readers_create(const struct rd_dio_readers_opts *o, struct rd_dio_readers **out);
 /* Stops the threads; never waits for a stuck read (its thread frees what it holds when,
- * and if, its system call returns). Every source using r must be put first. */
-void rd_dio_readers_destroy(struct rd_dio_readers *r);
+ * and if, its system call returns). Every source using r must be put first. Returns the
+ * number of reads still stuck: their threads live on until the process exits. */
+unsigned rd_dio_readers_destroy(struct rd_dio_readers *r);
 
 struct rd_dio_readers_stats {
 	uint64_t	running;	/* reads in progress (not written off) */

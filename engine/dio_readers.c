@@ -390,12 +390,13 @@ int rd_dio_readers_create(const struct rd_dio_readers_opts *o, struct rd_dio_rea
 	return 0;
 }
 
-void rd_dio_readers_destroy(struct rd_dio_readers *r)
+unsigned rd_dio_readers_destroy(struct rd_dio_readers *r)
 {
 	struct reader_thread *list;
+	unsigned stuck;
 
 	if (!r)
-		return;
+		return 0;
 	pthread_mutex_lock(&r->lock);
 	assert(!r->q_head && !r->running);	/* every source was put */
 	r->stopping = true;
@@ -414,7 +415,9 @@ void rd_dio_readers_destroy(struct rd_dio_readers *r)
 	if (r->watchdog_started)
 		pthread_join(r->watchdog, NULL);
 	pthread_mutex_lock(&r->lock);
+	stuck = r->stalled;
 	readers_put_unlock(r);	/* ghosts, if any, free it when their calls return */
+	return stuck;
 }
 
 void dio_readers_submit(struct rd_dio_readers *r, struct rd_dio_rjob *j)

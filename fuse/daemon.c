@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -551,6 +552,7 @@ static void quiesce_cb(void *priv)
 
 static int serve(struct rd_daemon *d, int notify_fd)
 {
+	sigset_t term;
 	struct rd_fs_opts fso = { .store = { .read_only = d->opts.read_only } };
 	char *fargv[5];
 	int fargc = 0;
@@ -569,6 +571,14 @@ static int serve(struct rd_daemon *d, int notify_fd)
 		.timeout_ns = (uint64_t)(d->opts.source_timeout * 1e9) };
 	struct timespec ts;
 
+	/* Before any thread exists: terminating signals stay blocked in all of them, so they
+	 * only ever reach the receive loop's sigtimedwait (and its quiesce), never a worker
+	 * where their default action would end the process mid-write. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	d->t_start = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	ret = rd_fs_open(d->opts.image, &fso, &d->fs, why, sizeof(why));
@@ -639,7 +649,7 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	rd_daemon_drain(d);
 	rd_dio_destroy(d->dio);
 	d->dio = NULL;
-	rd_dio_readers_destroy(d->readers);
+	d->stuck_reads = rd_dio_readers_destroy(d->readers);
 	d->readers = NULL;
 	rd_ioctl_exit(d);
 	rd_notify_exit(d);
@@ -724,6 +734,19 @@ int rd_mount_run(const struct rd_mount_opts *o)
 	setsid();
 	status = serve(d, pipefd[1]);
 out:
+	/*
+	 * A read of a caller's memory that never returned (written off: its thread is stuck
+	 * in the kernel, killably) must not hold up the exit: end the process at once, so
+	 * that nothing (LeakSanitizer's final stop-the-world included, which would wait for
+	 * that thread forever) waits for it. The filesystem is closed and clean by now.
+	 */
+	if (d->stuck_reads) {
+		fprintf(stderr, "refdio mount: %u read%s of a caller's memory still stuck; "
+			"exiting without waiting for %s\n", d->stuck_reads,
+			d->stuck_reads == 1 ? "" : "s", d->stuck_reads == 1 ? "it" : "them");
+		fflush(NULL);
+		_exit(status);
+	}
 	pthread_mutex_destroy(&d->drain_lock);
 	pthread_cond_destroy(&d->drained);
 	free(d);

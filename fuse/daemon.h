@@ -74,6 +74,7 @@ struct rd_daemon {
 	struct rd_ioctl		*ioc;		/* ioctl.c's state: asynchronous writes */
 	struct rd_notify	*notify;	/* notify.c's: the notifier thread */
 	uint64_t		t_start;	/* CLOCK_MONOTONIC ns at mount */
+	unsigned		stuck_reads;	/* reads of callers still stuck at teardown */
 
 	/* Requests whose reply is still to be sent (asynchronous completions). */
 	atomic_long		inflight;

@@ -173,6 +173,24 @@ def check_pattern(path, seed, off, n):
     return True
 
 
+STATS_STRATEGY_OFF = 168     # offsetof(struct refdio_stats, strategy)
+STRATEGY_STATS_SIZE = 192
+
+
+def committed_chunks(path, strategy=1):
+    """Chunks committed by a strategy, straight from REFDIO_IOC_STATS (no process spawned:
+    fast enough to poll while a write runs)."""
+    b = bytearray(2472)
+    struct.pack_into("=I", b, 0, 2472)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, STATS, b, True)
+    finally:
+        os.close(fd)
+    off = STATS_STRATEGY_OFF + (strategy - 1) * STRATEGY_STATS_SIZE + 16
+    return struct.unpack_from("=Q", b, off)[0]
+
+
 def stats(mnt, reset=False):
     args = [REFDIO, "stats", mnt, "--json"] + (["--reset"] if reset else [])
     p = subprocess.run(args, capture_output=True, text=True)

@@ -393,7 +393,7 @@ static void stalls(struct rd_dio *d, uint64_t seed, double timeout)
 		rd_dio_readers_stats(r2, &rs);
 		CHECK(rs.stalled >= 1);
 		t0 = secs_now();
-		rd_dio_readers_destroy(r2);
+		CHECK(rd_dio_readers_destroy(r2) >= 1);
 		CHECK(secs_now() - t0 < 0.5);
 	}
 
