@@ -205,12 +205,21 @@ class PidNamespace(unittest.TestCase):
             os.makedirs(mnt)
             subprocess.run([diolib.REFDIO, "format", img, "--size", "64M"], check=True,
                            capture_output=True)
-            p = subprocess.run(["unshare", "--pid", "--fork", diolib.REFDIO, "mount", "-f",
-                                img, mnt], capture_output=True, text=True, timeout=30)
+            p = subprocess.Popen(["unshare", "--pid", "--fork", diolib.REFDIO, "mount", "-f",
+                                  img, mnt], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True)
+            try:
+                _, err = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                # It started (the daemon before this check did): stop it, leave nothing.
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
+                self.fail("the daemon started with a /proc of another pid namespace")
             print("in a new pid namespace with the old /proc: exit %d: %s" %
-                  (p.returncode, p.stderr.strip()), file=sys.stderr)
+                  (p.returncode, err.strip()), file=sys.stderr)
             self.assertNotEqual(p.returncode, 0)
-            self.assertIn("pid namespace", p.stderr)
+            self.assertIn("pid namespace", err)
             self.assertFalse(is_mounted(mnt))
             # The negative control: with its own /proc it starts. It is pid 1 of its
             # namespace (SIGTERM does not reach it) and its mount is in its own mount
