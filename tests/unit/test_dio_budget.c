@@ -277,7 +277,7 @@ static bool shares_one(uint64_t share)
 		CHECK_OK(rd_dio_source_mem(m, 0, 16 * MIB, &src));
 		CHECK_OK(rd_dio_submit(d, &ts.sink, src, &a, NULL));
 	}
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < (TEST_DIO_TSAN ? 1000 : 200); i++) {
 		pthread_mutex_lock(&wt.lock);
 		b_done = wt.res[3] != 0;
 		pthread_mutex_unlock(&wt.lock);
