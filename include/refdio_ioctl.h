@@ -2,9 +2,10 @@
  * refdio_ioctl.h - the ioctls of a mounted refdio filesystem (public header, installed).
  *
  * Direct writes from the caller's own memory: the daemon reads the bytes of the calling
- * process through /proc/PID/mem (PID as the kernel reports it for the request, never taken
- * from these structs), a chunk at a time, with a bounded number of chunks in flight. One
- * call writes any length: the kernel does not split it.
+ * process with process_vm_readv (the process the kernel names for the request, never one
+ * taken from these structs; honouring its protections), a chunk at a time, with a bounded
+ * number of chunks in flight and under the mount's memory budget. One call writes any
+ * length: the kernel does not split it.
  *
  *   REFDIO_IOC_DIO_WRITE   synchronous: returns when the write ended. A signal (FUSE
  *                          interrupt) stops it at the next chunk boundary; the call then
