@@ -14,9 +14,9 @@
  * Why threads and not io_uring: a read of another process's memory can block forever (a
  * page registered with userfaultfd that nobody resolves, a file mapping on a FUSE mount
  * that stopped answering). process_vm_readv waits killably there, so a thread stuck in it
- * never keeps the daemon from exiting; IORING_OP_ASYNC_CANCEL cannot end such a wait (it
- * only interrupts interruptible sleeps) and an io-wq worker stuck in it also holds up the
- * ring's other work. So each read gets its own thread, and a read that does not end in
+ * never keeps the daemon from exiting; IORING_OP_ASYNC_CANCEL cannot end such a wait
+ * (measured: -EALREADY, the read stays stuck) and an io-wq worker stuck in it also holds
+ * up the ring's other work. So each read gets its own thread, and a read that does not end in
  * time is written off: the job completes at once (the write goes on without it), its
  * buffer is made inaccessible (freeing its memory; a late copy faults instead of landing
  * anywhere), its thread becomes a "ghost" that frees the job if its system call ever
