@@ -5,6 +5,8 @@ Checks that a run of 2 strategies x 2 windows x 64 MiB and one everyday job, --r
     refused/skipped with a reason, the figures hold what the strategies promise (pin holds
     the whole write, refctx at most its window of chunks);
   - its CSV has a row per cell and per job figure, every PNG chart is a valid PNG;
+  - under a 32M memory budget (--max-held) a 64M pin is reported refused, with the
+    daemon's ENOBUFS as its reason, and refctx runs within the budget;
   - the scratch image was fsck-clean, the daemon exited 0, and nothing is left behind (no
     mount, no daemon, no scratch directory);
   - bad input gets a clear message and exit 2: an unknown strategy, a window of 0, a size
@@ -236,6 +238,25 @@ def verify_control(work, out):
     assert_clean(work, "verify control")
 
 
+def refused_cells(work, out):
+    """Under a 32M budget a 64M pin can never fit: the daemon says ENOBUFS and the cell is
+    reported refused with that reason, while refctx runs within the budget."""
+    js = os.path.join(out, "r.json")
+    p = bench(["--strategies", "pin,refctx", "--windows", "2", "--sizes", "64M",
+               "--max-held", "32M", "--repeat", "1", "--jobs", "none", "--dir", work,
+               "--json", js])
+    check(p.returncode == 0, "budget run exited %d:\n%s" % (p.returncode, p.stderr[-3000:]))
+    with open(js) as f:
+        doc = json.load(f)
+    by = {c["strategy"]: c for c in doc["matrix"]}
+    check(by["pin"]["status"] == "refused" and "ENOBUFS" in (by["pin"]["reason"] or ""),
+          "pin under a 32M budget: %s (%s)" % (by["pin"]["status"], by["pin"]["reason"]))
+    check(by["refctx"]["status"] == "ok" and
+          by["refctx"]["median"]["held_peak"] <= 32 << 20,
+          "refctx under a 32M budget: %s" % by["refctx"])
+    assert_clean(work, "budget run")
+
+
 # ---- bad input ---------------------------------------------------------------------------
 
 def bad_input(work):
@@ -315,6 +336,7 @@ def main():
     try:
         small_run(work, out)
         verify_control(work, out)
+        refused_cells(work, out)
         bad_input(work)
         interrupt(work)
     finally:
