@@ -1,11 +1,11 @@
 /*
- * dio.c - the direct-write object, its chunk window, the strategies and the dio workers.
+ * dio.c - the direct-write object: its chunk window, its state machine and the strategies.
  *
  * Owns: struct rd_dio_write from rd_dio_submit() to its free, every chunk of it, the order
- * in which chunks are committed, the one place the result is decided (dio_result), and the
- * worker threads that continue writes (commits, flushes, completions may block there).
- * Chunk buffers and the memory budget are dio_budget.c's; this file reserves before it
- * allocates and gives back what it freed.
+ * in which chunks are committed, and the one place the result is decided (dio_result).
+ * The threads that continue writes (commits, flushes, completions may block there) are
+ * dio_workers.c's: a write is queued to them as a job. Chunk buffers and the memory budget
+ * are dio_budget.c's; this file reserves before it allocates and gives back what it freed.
  *
  * Must never: call sink->commit() out of file order or past the stop position, let one
  * write hold more than its window of chunk buffers, touch a source after its put, call
@@ -55,7 +55,7 @@
  *
  * Memory: a write reserves from the budget before a chunk gets a new buffer (pin: all its
  * buffers at once, before its first read); when the budget is in use the write waits in
- * the budget's FIFO queue, a state, woken through d->wake by a worker. A write that can
+ * the budget's FIFO queue, a state, woken by its wake_job on a worker. A write that can
  * never fit fails in rd_dio_submit with -ENOBUFS.
  */
 #include <assert.h>
@@ -70,15 +70,13 @@
 #include "dio.h"
 #include "dio_budget.h"
 #include "dio_int.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#include "dio_workers.h"
+#include "util.h"
 
 #define KIB		1024ul
 #define MIB		(1024ul * 1024)
 #define DIO_UNBOUNDED	UINT_MAX
 #define DIO_CHUNK_MAX	(1ul << 30)
-#define DIO_MAX_THREADS	512		/* workers, including those of sync steps */
 
 struct rd_dio_write;
 
@@ -196,28 +194,21 @@ struct rd_dio_write {
 	 * of pin_need at once, the others one buffer at a time. */
 	uint64_t		reserved, owned;
 	struct dio_budget_waiter bw;		/* under the budget's lock */
-	struct rd_dio_write	*q_next;	/* under d->lock */
-	struct rd_dio_write	*wake_next;	/* under d->lock */
-	bool			wake_pending;	/* in d->wake (holds a count ref); d->lock */
+	struct dio_job		job;		/* a step or the completion (dio_push) */
+	struct dio_job		wake_job;	/* the budget said it may reserve */
+	bool			wake_pending;	/* wake_job queued (holds a count ref); d->lock */
 };
 
 struct rd_dio {
 	struct rd_dio_opts	opts;
 	pthread_mutex_t		lock;
-	pthread_cond_t		work_cond;	/* work queued, or stopping */
 	pthread_cond_t		idle_cond;	/* live reached 0 */
-	struct rd_dio_write	*q_head, *q_tail;
-	struct rd_dio_write	*wake_head, *wake_tail;	/* budget waiters to kick */
-	bool			stopping;
 	uint64_t		live;		/* writes not yet freed */
-	pthread_t		*threads;	/* DIO_MAX_THREADS slots */
-	unsigned		nthreads;	/* started (under lock once running) */
-	unsigned		in_sync;	/* workers inside a sync step (lock) */
+	struct dio_workers	workers;
 	struct dio_budget	budget;
 	struct dio_stats	stats[RD_DIO_NR_STRATEGIES];
 };
 
-static _Thread_local bool dio_in_worker;
 
 static uint64_t dio_now(void)
 {
@@ -229,17 +220,11 @@ static uint64_t dio_now(void)
 
 /* ---- the worker queue ----------------------------------------------------------------- */
 
+/* Hands w to a worker: its completion, or a step (a sync step keeps the worker long). */
 static void dio_push(struct rd_dio *d, struct rd_dio_write *w)
 {
-	pthread_mutex_lock(&d->lock);
-	w->q_next = NULL;
-	if (d->q_tail)
-		d->q_tail->q_next = w;
-	else
-		d->q_head = w;
-	d->q_tail = w;
-	pthread_cond_signal(&d->work_cond);
-	pthread_mutex_unlock(&d->lock);
+	w->job.sync = !w->completing && w->strat->sync;
+	dio_workers_push(&d->workers, &w->job);
 }
 
 /*
@@ -272,19 +257,17 @@ static void dio_budget_wake(struct dio_budget_waiter *wt, void *priv)
 	struct rd_dio *d = priv;
 	struct rd_dio_write *w = container_of(wt, struct rd_dio_write, bw);
 
+	bool push;
+
 	pthread_mutex_lock(&d->lock);
-	if (!w->wake_pending) {
+	push = !w->wake_pending;
+	if (push) {
 		w->wake_pending = true;
 		rd_dio_write_get(w);
-		w->wake_next = NULL;
-		if (d->wake_tail)
-			d->wake_tail->wake_next = w;
-		else
-			d->wake_head = w;
-		d->wake_tail = w;
-		pthread_cond_signal(&d->work_cond);
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (push)
+		dio_workers_push(&d->workers, &w->wake_job);
 }
 
 /* ---- completion ----------------------------------------------------------------------- */
@@ -352,7 +335,7 @@ static void dio_complete(struct rd_dio_write *w)
 	int flush_err = 0;
 	long res;
 
-	assert(dio_in_worker);
+	assert(dio_workers_self());
 	assert(w->issue_done && !w->nchunks && !w->queued && !w->bw.queued);
 	assert(w->committed <= w->stop_pos);
 
@@ -400,7 +383,7 @@ static void dio_active_put(struct rd_dio_write *w, bool may_complete)
 	assert(old > 0);
 	if (old != 1)
 		return;
-	if (may_complete && dio_in_worker) {
+	if (may_complete && dio_workers_self()) {
 		dio_complete(w);
 	} else {
 		w->completing = true;
@@ -883,91 +866,36 @@ static void dio_step_sync(struct rd_dio_write *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
-static void *dio_worker(void *arg);
-
-/*
- * A sync step (bounce64) keeps its worker until the write ends, and the write may wait
- * for chunks of other writes to commit (a range lock in the sink): those commits need a
- * free worker. So, like the kernel's old dio that ran in the caller's own thread, every
- * write in a sync step gets a thread of its own: the pool grows so that `workers` threads
- * stay outside sync steps (up to DIO_MAX_THREADS in all; threads are kept until destroy).
- */
-static void dio_sync_enter(struct rd_dio *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->in_sync++;
-	if (d->nthreads - d->in_sync < d->opts.workers && d->nthreads < DIO_MAX_THREADS &&
-	    !pthread_create(&d->threads[d->nthreads], NULL, dio_worker, d))
-		d->nthreads++;
-	pthread_mutex_unlock(&d->lock);
-}
-
-static void dio_sync_exit(struct rd_dio *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->in_sync--;
-	pthread_mutex_unlock(&d->lock);
-}
-
 /* A budget waiter was told it may reserve: look at it again (no other lock held). */
-static void dio_wake_one(struct rd_dio_write *w)
+static void dio_wake_job(struct dio_job *job)
 {
+	struct rd_dio_write *w = container_of(job, struct rd_dio_write, wake_job);
+	struct rd_dio *d = w->d;
 	bool push = false;
 
+	pthread_mutex_lock(&d->lock);
+	w->wake_pending = false;
+	pthread_mutex_unlock(&d->lock);
 	pthread_mutex_lock(&w->lock);
 	if (!w->issue_done || w->nchunks)	/* activity alive: a kick may take a ref */
 		push = dio_kick_locked(w);
 	pthread_mutex_unlock(&w->lock);
 	if (push)
-		dio_push(w->d, w);
+		dio_push(d, w);
 	rd_dio_write_put(w);	/* the reference dio_budget_wake took */
 }
 
-static void *dio_worker(void *arg)
+/* A worker's turn with w: its completion, or a step (the queue entry's active ref). */
+static void dio_write_job(struct dio_job *job)
 {
-	struct rd_dio *d = arg;
+	struct rd_dio_write *w = container_of(job, struct rd_dio_write, job);
 
-	dio_in_worker = true;
-	pthread_mutex_lock(&d->lock);
-	for (;;) {
-		struct rd_dio_write *w;
-
-		while (!d->q_head && !d->wake_head && !d->stopping)
-			pthread_cond_wait(&d->work_cond, &d->lock);
-		if (d->wake_head) {
-			w = d->wake_head;
-			d->wake_head = w->wake_next;
-			if (!d->wake_head)
-				d->wake_tail = NULL;
-			w->wake_pending = false;
-			pthread_mutex_unlock(&d->lock);
-			dio_wake_one(w);
-			pthread_mutex_lock(&d->lock);
-			continue;
-		}
-		w = d->q_head;
-		if (!w)
-			break;
-		d->q_head = w->q_next;
-		if (!d->q_head)
-			d->q_tail = NULL;
-		pthread_mutex_unlock(&d->lock);
-
-		if (w->completing) {
-			dio_complete(w);
-		} else if (w->strat->sync) {
-			dio_sync_enter(d);
-			w->strat->step(w);
-			dio_sync_exit(d);
-			dio_active_put(w, true);	/* the queue entry's reference */
-		} else {
-			w->strat->step(w);
-			dio_active_put(w, true);	/* the queue entry's reference */
-		}
-		pthread_mutex_lock(&d->lock);
+	if (w->completing) {
+		dio_complete(w);
+	} else {
+		w->strat->step(w);
+		dio_active_put(w, true);	/* the queue entry's reference */
 	}
-	pthread_mutex_unlock(&d->lock);
-	return NULL;
 }
 
 /* ---- the public API ------------------------------------------------------------------- */
@@ -1032,9 +960,6 @@ int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out)
 		goto err_free;
 	}
 
-	d->threads = calloc(DIO_MAX_THREADS, sizeof(*d->threads));
-	if (!d->threads)
-		goto err_free;
 	/* Free buffers kept for reuse count against the budget: at most a quarter of it. */
 	if (!d->opts.max_held_owner || d->opts.max_held_owner > d->opts.max_held)
 		d->opts.max_held_owner = d->opts.max_held;
@@ -1043,25 +968,18 @@ int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out)
 			d->opts.max_held / 4 ? (uint64_t)d->opts.pool_bufs *
 			dio_buf_cap(d->opts.chunk) : d->opts.max_held / 4, dio_budget_wake, d);
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->work_cond, NULL);
 	pthread_cond_init(&d->idle_cond, NULL);
-
-	for (; d->nthreads < d->opts.workers; d->nthreads++) {
-		int err = pthread_create(&d->threads[d->nthreads], NULL, dio_worker, d);
-
-		if (err) {
-			ret = -err;
-			goto err_stop;
-		}
+	ret = dio_workers_start(&d->workers, d->opts.workers);
+	if (ret) {
+		dio_budget_destroy(&d->budget);
+		pthread_cond_destroy(&d->idle_cond);
+		pthread_mutex_destroy(&d->lock);
+		goto err_free;
 	}
 	*out = d;
 	return 0;
 
-err_stop:
-	rd_dio_destroy(d);
-	return ret;
 err_free:
-	free(d->threads);
 	free(d);
 	return ret;
 }
@@ -1073,17 +991,13 @@ void rd_dio_destroy(struct rd_dio *d)
 	pthread_mutex_lock(&d->lock);
 	while (d->live)
 		pthread_cond_wait(&d->idle_cond, &d->lock);
-	d->stopping = true;
-	pthread_cond_broadcast(&d->work_cond);
 	pthread_mutex_unlock(&d->lock);
-	for (unsigned i = 0; i < d->nthreads; i++)
-		pthread_join(d->threads[i], NULL);
-	assert(!d->wake_head);
+	/* Every write is freed: no job is queued (a queued job holds a reference on its
+	 * write) and nothing can push one any more. */
+	dio_workers_stop(&d->workers);
 	dio_budget_destroy(&d->budget);
 	pthread_cond_destroy(&d->idle_cond);
-	pthread_cond_destroy(&d->work_cond);
 	pthread_mutex_destroy(&d->lock);
-	free(d->threads);
 	free(d);
 }
 
@@ -1144,6 +1058,8 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 		goto err_src;
 
 	w->d = d;
+	w->job.run = dio_write_job;
+	w->wake_job.run = dio_wake_job;
 	w->strat = strat;
 	w->sid = a->strategy;
 	w->sink = sink;
@@ -1224,28 +1140,15 @@ void rd_dio_cancel(struct rd_dio_write *w)
 		dio_push(w->d, w);
 }
 
-struct dio_waiter {
-	pthread_mutex_t	lock;
-	pthread_cond_t	cond;
-	bool		done;
-	long		res;
-};
-
 static void dio_waiter_done(void *priv, long res)
 {
-	struct dio_waiter *wt = priv;
-
-	pthread_mutex_lock(&wt->lock);
-	wt->res = res;
-	wt->done = true;
-	pthread_cond_signal(&wt->cond);
-	pthread_mutex_unlock(&wt->lock);
+	rd_completion_done(priv, res);
 }
 
 long rd_dio_pwrite(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_source *src,
 		   const struct rd_dio_args *a)
 {
-	struct dio_waiter wt = { .done = false };
+	struct rd_completion c;
 	struct rd_dio_args args;
 	int ret;
 
@@ -1255,22 +1158,12 @@ long rd_dio_pwrite(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sou
 	}
 	args = *a;
 	args.done = dio_waiter_done;
-	args.priv = &wt;
-	pthread_mutex_init(&wt.lock, NULL);
-	pthread_cond_init(&wt.cond, NULL);
+	args.priv = &c;
+	rd_completion_init(&c);
 	ret = rd_dio_submit(d, sink, src, &args, NULL);
-	if (ret < 0) {
-		wt.res = ret;
-		goto out;
-	}
-	pthread_mutex_lock(&wt.lock);
-	while (!wt.done)
-		pthread_cond_wait(&wt.cond, &wt.lock);
-	pthread_mutex_unlock(&wt.lock);
-out:
-	pthread_cond_destroy(&wt.cond);
-	pthread_mutex_destroy(&wt.lock);
-	return wt.res;
+	if (ret < 0)
+		rd_completion_done(&c, ret);	/* done is never called then */
+	return rd_completion_wait(&c);
 }
 
 int rd_dio_stats(struct rd_dio *d, unsigned s, struct rd_dio_stats *out)

@@ -39,9 +39,7 @@
 #include "data_int.h"
 #include "dio_fs.h"
 #include "errors.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#include "util.h"
 
 struct fs_sink;
 
@@ -325,28 +323,15 @@ err_src:
 	return ret;
 }
 
-struct fs_dio_waiter {
-	pthread_mutex_t	lock;
-	pthread_cond_t	cond;
-	bool		done;
-	long		res;
-};
-
 static void fs_dio_waiter_done(void *priv, long res)
 {
-	struct fs_dio_waiter *wt = priv;
-
-	pthread_mutex_lock(&wt->lock);
-	wt->res = res;
-	wt->done = true;
-	pthread_cond_signal(&wt->cond);
-	pthread_mutex_unlock(&wt->lock);
+	rd_completion_done(priv, res);
 }
 
 long rd_fs_dio_pwrite(struct rd_fs *fs, struct rd_dio *d, uint64_t ino,
 		      struct rd_dio_source *src, const struct rd_dio_args *a)
 {
-	struct fs_dio_waiter wt = { .done = false };
+	struct rd_completion c;
 	struct rd_dio_args args;
 	int ret;
 
@@ -356,20 +341,10 @@ long rd_fs_dio_pwrite(struct rd_fs *fs, struct rd_dio *d, uint64_t ino,
 	}
 	args = *a;
 	args.done = fs_dio_waiter_done;
-	args.priv = &wt;
-	pthread_mutex_init(&wt.lock, NULL);
-	pthread_cond_init(&wt.cond, NULL);
+	args.priv = &c;
+	rd_completion_init(&c);
 	ret = rd_fs_dio_submit(fs, d, ino, src, &args, NULL);
-	if (ret < 0) {
-		wt.res = ret;
-		goto out;
-	}
-	pthread_mutex_lock(&wt.lock);
-	while (!wt.done)
-		pthread_cond_wait(&wt.cond, &wt.lock);
-	pthread_mutex_unlock(&wt.lock);
-out:
-	pthread_cond_destroy(&wt.cond);
-	pthread_mutex_destroy(&wt.lock);
-	return wt.res;
+	if (ret < 0)
+		rd_completion_done(&c, ret);	/* done is never called then */
+	return rd_completion_wait(&c);
 }

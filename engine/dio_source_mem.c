@@ -18,9 +18,7 @@
 #include <sys/mman.h>
 
 #include "dio.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#include "util.h"
 
 struct rd_dio_mem {
 	void		*base;

@@ -34,9 +34,7 @@
 
 #include "dio.h"
 #include "dio_readers.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#include "util.h"
 
 struct pm_job;
 

@@ -12,9 +12,7 @@
 #include <stdlib.h>
 
 #include "dio.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#include "util.h"
 
 struct rbuf_source {
 	struct rd_dio_source	src;

@@ -18,6 +18,9 @@
 #include "fsck_util.h"
 
 #define WLEN ((1 << 20) + 13)
+/* What a refill may fall short of an earlier fill: the b-trees (256 KiB nodes) are not the
+ * same size from one fill to the next, and a write is refused a chunk (1 MiB) at a time. */
+#define SLACK (4u << 20)
 
 static uint8_t *wbuf, *rbuf;
 
@@ -32,17 +35,29 @@ static uint64_t fill(struct rd_fs *fs, uint64_t ino, uint64_t seed, uint64_t *sh
 {
 	uint64_t off = 0;
 	size_t len = WLEN;
+	unsigned settled = 0;
 
 	for (;;) {
 		ssize_t n;
 
+		/* The small writes end on block boundaries: a block-sized write at an unaligned
+		 * offset would need two blocks where one may be left. */
+		if (len < WLEN && off % 4096 && up4k(off) - off < len)
+			len = (size_t)(up4k(off) - off);
 		du_fill(wbuf, seed, off, len);
 		n = rd_fs_write(fs, ino, wbuf, len, off, 0);
 		if (n == -ENOSPC) {
 			struct rd_space sp;
 
-			if (len <= 4096)
-				break;
+			if (len <= 4096) {
+				/* Space freed by the last commits (old b-tree nodes after a
+				 * checkpoint) comes back once the journal is durable: settle that,
+				 * then the device is full for good. */
+				if (settled++)
+					break;
+				CHECK_OK(rd_store_flush(rd_fs_store(fs), 0));
+				continue;
+			}
 			/* Refused only while less than a chunk (plus its edge block) is left. */
 			rd_alloc_space(rd_fs_store(fs), &sp);
 			CHECK(len != WLEN || sp.available_bytes < (1u << 20) + 8192);
@@ -53,6 +68,8 @@ static uint64_t fill(struct rd_fs *fs, uint64_t ino, uint64_t seed, uint64_t *sh
 		off += (uint64_t)n;
 		if ((size_t)n < len)
 			(*shorts)++;
+		if (len < WLEN && len < 4096)
+			len = 4096;	/* (the partial block is filled: back to whole blocks) */
 	}
 	/* Full now: even one more byte does not fit (a new block would be needed). */
 	CHECK_EQ(rd_fs_write(fs, ino, wbuf, 4096, up4k(off), 0), -ENOSPC);
@@ -149,7 +166,7 @@ static void scenario(uint32_t node_size)
 	du_check_accounting(fs, inos, 2);
 	sb = fill(fs, b, 3, &shorts);
 	printf("after freeing all: %llu bytes\n", (unsigned long long)sb);
-	CHECK(sb + (2 << 20) >= sa);
+	CHECK(sb + SLACK >= sa);
 	verify(fs, b, 3, sb);
 	CHECK_OK(rd_fs_close(fs));
 	fu_check_clean(path, true, 0);
@@ -164,7 +181,7 @@ static void scenario(uint32_t node_size)
 	inos[1] = du_create(fs, "c");
 	sb = fill(fs, inos[1], 4, &shorts);
 	printf("after deleting the full file: %llu bytes in a new one\n", (unsigned long long)sb);
-	CHECK(sb + (2 << 20) >= sa);
+	CHECK(sb + SLACK >= sa);
 	CHECK_OK(rd_fs_fsync(fs, inos[1], false));
 	rd_fs_crash(fs);
 	fu_check_clean(path, true, 0);
