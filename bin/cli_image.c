@@ -7,9 +7,7 @@
 #include <sys/stat.h>
 
 #include "cmd.h"
-#include "errors.h"
-#include "io.h"
-#include "store.h"
+#include "refdio.h"
 
 /* The image must be a regular file or a block device. */
 static int check_path(const char *cmd, const char *path)
@@ -44,21 +42,15 @@ int rd_cli_open(const char *cmd, const char *path, bool read_only, struct rd_sto
 	return ret;
 }
 
-int rd_cli_read_sb(const char *cmd, const char *path, struct rd_sb *sb, struct rd_sb_report *rep)
+int rd_cli_probe(const char *cmd, const char *path, struct rd_sb_report *rep)
 {
-	struct rd_io_opts io_opts = { .read_only = true, .no_direct = true };
-	struct rd_io *io;
 	char why[256] = "";
 	int ret;
 
 	ret = check_path(cmd, path);
 	if (ret)
 		return ret;
-	ret = rd_io_open(path, &io_opts, &io);
-	if (ret)
-		return rd_fail(cmd, "%s: %s", path, rd_strerror(ret)), ret;
-	ret = rd_sb_read(io, sb, rep, why, sizeof(why));
-	rd_io_close(io);
+	ret = rd_image_probe(path, rep, why, sizeof(why));
 	if (ret)
 		rd_fail(cmd, "%s: %s%s%s", path, rd_strerror(ret), why[0] ? ": " : "", why);
 	return ret;

@@ -23,14 +23,12 @@ int rd_parse_size(const char *s, uint64_t *out);
 int rd_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 struct rd_store;
-struct rd_sb;
 struct rd_sb_report;
 
 /* Opens an image for command cmd, printing why it failed; returns 0 or the error. */
 int rd_cli_open(const char *cmd, const char *path, bool read_only, struct rd_store **out);
-/* Reads just the superblock (both copies), printing why it failed. */
-int rd_cli_read_sb(const char *cmd, const char *path, struct rd_sb *sb,
-		   struct rd_sb_report *rep);
+/* Reads just the superblock copies (writing nothing), printing why it failed. */
+int rd_cli_probe(const char *cmd, const char *path, struct rd_sb_report *rep);
 
 /* The commands, defined in their own files. */
 int cmd_format(int argc, char **argv);

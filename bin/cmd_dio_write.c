@@ -35,7 +35,7 @@
 #include <sodium.h>
 
 #include "cmd.h"
-#include "dio.h"
+#include "refdio.h"
 #include "refdio_ioctl.h"
 
 #define PAT_PERIOD	((4u << 20) + 4096u)

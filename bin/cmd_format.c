@@ -7,9 +7,7 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "csum.h"
-#include "errors.h"
-#include "store.h"
+#include "refdio.h"
 
 static void format_usage(FILE *f)
 {
@@ -32,7 +30,7 @@ static void format_usage(FILE *f)
 "  --label TEXT            a label of up to %d bytes\n"
 "  --force                 overwrite an existing refdio filesystem\n"
 "  --buffered              do not use O_DIRECT on the image (filesystems without it)\n"
-"  -h, --help              this text\n", RD_LABEL_MAX);
+"  -h, --help              this text\n", RD_LABEL_LEN);
 }
 
 enum { O_SIZE = 256, O_BUCKET, O_BLOCK, O_NODE, O_JOURNAL, O_EXTMAX, O_CSUM, O_MCSUM, O_LABEL,
@@ -112,9 +110,9 @@ int cmd_format(int argc, char **argv)
 					       "xxhash", optarg), 2;
 			break;
 		case O_LABEL:
-			if (strlen(optarg) > RD_LABEL_MAX)
+			if (strlen(optarg) > RD_LABEL_LEN)
 				return rd_fail("format", "--label: longer than %d bytes",
-					       RD_LABEL_MAX), 2;
+					       RD_LABEL_LEN), 2;
 			o.label = optarg;
 			break;
 		case O_FORCE:

@@ -13,10 +13,7 @@
 #include <json-c/json.h>
 
 #include "cmd.h"
-#include "errors.h"
-#include "fsck.h"
-#include "sb.h"
-#include "store.h"
+#include "refdio.h"
 
 enum {
 	FSCK_CLEAN	= 0,
@@ -146,7 +143,6 @@ int cmd_fsck(int argc, char **argv)
 	struct rd_fsck_result res = { 0 };
 	struct rd_sb_report rep;
 	struct rd_store *s = NULL;
-	struct rd_sb sb;
 	const char *path, *verdict;
 	int c, ret, status;
 	bool repair = false, no = false;
@@ -173,7 +169,7 @@ int cmd_fsck(int argc, char **argv)
 	if (out.json)
 		out.problems = json_object_new_array();
 
-	ret = rd_cli_read_sb("fsck", path, &sb, &rep);
+	ret = rd_cli_probe("fsck", path, &rep);
 	if (!ret)
 		ret = rd_cli_open("fsck", path, !repair, &s);
 	if (ret) {

@@ -10,11 +10,8 @@
 
 #include <json-c/json.h>
 
-#include "bkey_text.h"
-#include "btree.h"
 #include "cmd.h"
-#include "errors.h"
-#include "store.h"
+#include "refdio.h"
 
 static void list_usage(FILE *f)
 {
@@ -38,15 +35,15 @@ struct node_list {
 	unsigned bad;
 };
 
-static int node_cb(void *priv, const struct rd_node_info *ni)
+static int node_cb(void *priv, const struct rd_list_node *ni)
 {
 	struct node_list *nl = priv;
 	char min[64], max[64];
 
-	snprintf(min, sizeof(min), "%" PRIu64 ":%" PRIu64 ":%u", ni->min_key.inode,
-		 ni->min_key.offset, ni->min_key.snapshot);
-	snprintf(max, sizeof(max), "%" PRIu64 ":%" PRIu64 ":%u", ni->max_key.inode,
-		 ni->max_key.offset, ni->max_key.snapshot);
+	snprintf(min, sizeof(min), "%" PRIu64 ":%" PRIu64 ":%u", ni->min_inode,
+		 ni->min_offset, ni->min_snapshot);
+	snprintf(max, sizeof(max), "%" PRIu64 ":%" PRIu64 ":%u", ni->max_inode,
+		 ni->max_offset, ni->max_snapshot);
 	nl->bad += ni->error != 0;
 	if (nl->json) {
 		json_object *o = json_object_new_object();
@@ -74,14 +71,14 @@ static int node_cb(void *priv, const struct rd_node_info *ni)
 	return 0;
 }
 
-static int list_nodes(struct rd_store *s, const char *path, enum rd_btree_id id, bool json)
+static int list_nodes(struct rd_store *s, const char *path, unsigned id, bool json)
 {
 	struct node_list nl = { .json = json };
 	int ret;
 
 	if (json)
 		nl.arr = json_object_new_array();
-	ret = rd_btree_walk(s, id, true, node_cb, &nl);
+	ret = rd_store_list_nodes(s, id, node_cb, &nl);
 	if (json) {
 		puts(json_object_to_json_string_ext(nl.arr, JSON_C_TO_STRING_PRETTY));
 		json_object_put(nl.arr);
@@ -96,6 +93,33 @@ static int list_nodes(struct rd_store *s, const char *path, enum rd_btree_id id,
 	return 0;
 }
 
+struct key_list {
+	json_object *arr;	/* NULL: text */
+	uint64_t n;
+};
+
+static int key_cb(void *priv, const struct rd_list_key *k)
+{
+	struct key_list *kl = priv;
+
+	kl->n++;
+	if (kl->arr) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "inode", json_object_new_uint64(k->inode));
+		json_object_object_add(o, "offset", json_object_new_uint64(k->offset));
+		json_object_object_add(o, "snapshot", json_object_new_uint64(k->snapshot));
+		json_object_object_add(o, "type", json_object_new_int((int)k->type));
+		json_object_object_add(o, "len", json_object_new_int((int)k->val_len));
+		json_object_object_add(o, "value", json_object_new_string(k->text));
+		json_object_array_add(kl->arr, o);
+	} else {
+		printf("%" PRIu64 ":%" PRIu64 ":%u %s\n", k->inode, k->offset, k->snapshot,
+		       k->text);
+	}
+	return 0;
+}
+
 int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -105,14 +129,10 @@ int cmd_list(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct rd_btree_iter it;
-	const struct rd_bkey *k;
+	struct key_list kl = { NULL, 0 };
 	struct rd_store *s;
-	json_object *arr = NULL;
 	const char *tree = NULL;
-	char val[512];
 	bool json = false, nodes = false;
-	uint64_t n = 0;
 	int c, id, ret;
 
 	optind = 1;
@@ -136,41 +156,20 @@ int cmd_list(int argc, char **argv)
 	if (rd_cli_open("list", argv[optind], true, &s))
 		return 1;
 	if (nodes)
-		return list_nodes(s, argv[optind], (enum rd_btree_id)id, json);
-
+		return list_nodes(s, argv[optind], (unsigned)id, json);
 	if (json)
-		arr = json_object_new_array();
-	rd_btree_iter_init(&it, s, (enum rd_btree_id)id, RD_POS_MIN, RD_POS_MAX);
-	while (!(ret = rd_btree_iter_next(&it, &k))) {
-		rd_bkey_val_to_text((enum rd_btree_id)id, k, val, sizeof(val));
-		n++;
-		if (json) {
-			json_object *o = json_object_new_object();
-
-			json_object_object_add(o, "inode", json_object_new_uint64(k->pos.inode));
-			json_object_object_add(o, "offset", json_object_new_uint64(k->pos.offset));
-			json_object_object_add(o, "snapshot",
-					       json_object_new_uint64(k->pos.snapshot));
-			json_object_object_add(o, "type", json_object_new_int(k->type));
-			json_object_object_add(o, "len", json_object_new_int(k->val_len));
-			json_object_object_add(o, "value", json_object_new_string(val));
-			json_object_array_add(arr, o);
-		} else {
-			printf("%" PRIu64 ":%" PRIu64 ":%u %s\n", k->pos.inode, k->pos.offset,
-			       k->pos.snapshot, val);
-		}
-	}
-	rd_btree_iter_exit(&it);
-	if (ret != -ENOENT) {
-		json_object_put(arr);
+		kl.arr = json_object_new_array();
+	ret = rd_store_list_keys(s, (unsigned)id, key_cb, &kl);
+	if (ret) {
+		json_object_put(kl.arr);
 		rd_store_close(s);
 		return rd_fail("list", "%s: reading the %s tree after %" PRIu64 " keys: %s",
-			       argv[optind], tree, n, rd_strerror(ret));
+			       argv[optind], tree, kl.n, rd_strerror(ret));
 	}
 	if (json) {
-		puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
-							 JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(arr);
+		puts(json_object_to_json_string_ext(kl.arr, JSON_C_TO_STRING_PRETTY |
+							    JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(kl.arr);
 	}
 	rd_store_close(s);
 	return 0;

@@ -11,12 +11,8 @@
 
 #include <json-c/json.h>
 
-#include "alloc.h"
-#include "btree.h"
 #include "cmd.h"
-#include "csum.h"
-#include "errors.h"
-#include "store.h"
+#include "refdio.h"
 
 static void show_usage(FILE *f)
 {
@@ -65,11 +61,10 @@ int cmd_show(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct rd_btree_stats bst;
+	struct rd_store_info inf, *g = &inf;
 	struct rd_space sp;
 	struct rd_store *s;
-	const struct rd_geometry *g;
-	char uuid[37], label[RD_LABEL_MAX + 1], a[32], b[32];
+	char uuid[37], a[32], b[32];
 	bool json = false;
 	int c, ret;
 
@@ -89,12 +84,9 @@ int cmd_show(int argc, char **argv)
 	if (ret)
 		return 1;
 
-	g = &s->geo;
-	uuid_text(s->sb.uuid, uuid);
-	memcpy(label, s->sb.label, RD_LABEL_MAX);
-	label[RD_LABEL_MAX] = '\0';
+	rd_store_info(s, &inf);
+	uuid_text(inf.uuid, uuid);
 	rd_alloc_space(s, &sp);
-	rd_btree_stats(s, &bst);
 
 	if (json) {
 		json_object *o = json_object_new_object(), *sj = json_object_new_object();
@@ -102,11 +94,11 @@ int cmd_show(int argc, char **argv)
 
 		json_object_object_add(o, "image", json_object_new_string(argv[optind]));
 		json_object_object_add(o, "uuid", json_object_new_string(uuid));
-		json_object_object_add(o, "label", json_object_new_string(label));
-		add_u64(o, "version", rd_le16_get(s->sb.version));
-		add_u64(o, "seq", rd_le64_get(s->sb.seq));
-		json_object_object_add(o, "clean", json_object_new_boolean(s->was_clean));
-		add_u64(o, "replayed_entries", s->replayed_entries);
+		json_object_object_add(o, "label", json_object_new_string(inf.label));
+		add_u64(o, "version", inf.version);
+		add_u64(o, "seq", inf.sb_seq);
+		json_object_object_add(o, "clean", json_object_new_boolean(inf.was_clean));
+		add_u64(o, "replayed_entries", inf.replayed_entries);
 		add_u64(o, "size", g->dev_size);
 		add_u64(o, "block_size", g->block_size);
 		add_u64(o, "bucket_size", g->bucket_size);
@@ -119,7 +111,7 @@ int cmd_show(int argc, char **argv)
 				       json_object_new_string(rd_csum_name(g->meta_csum)));
 		add_u64(o, "journal_start_bucket", g->journal_start);
 		add_u64(o, "journal_buckets", g->journal_buckets);
-		add_u64(o, "journal_seq", rd_store_journal_seq(s));
+		add_u64(o, "journal_seq", inf.journal_seq);
 		add_u64(sj, "usable", sp.usable_bytes);
 		add_u64(sj, "user", sp.user_bytes);
 		add_u64(sj, "btree", sp.btree_bytes);
@@ -130,24 +122,24 @@ int cmd_show(int argc, char **argv)
 		add_u64(sj, "buckets_user", sp.buckets_user);
 		add_u64(sj, "buckets_btree", sp.buckets_btree);
 		json_object_object_add(o, "space", sj);
-		for (unsigned id = 0; id < RD_BTREE_NR; id++)
-			add_u64(tj, rd_btree_name(id), bst.depth[id]);
+		for (unsigned id = 0; id < RD_TREES; id++)
+			add_u64(tj, rd_btree_name(id), inf.tree_depth[id]);
 		json_object_object_add(o, "btree_depth", tj);
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
-		time_t created = (time_t)(rd_le64_get(s->sb.time_created) / 1000000000ull);
+		time_t created = (time_t)(inf.created_ns / 1000000000ull);
 		char tbuf[64];
 
 		strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S UTC", gmtime(&created));
 		printf("image:             %s\n", argv[optind]);
 		printf("uuid:              %s\n", uuid);
-		printf("label:             %s\n", label);
+		printf("label:             %s\n", inf.label);
 		printf("created:           %s\n", tbuf);
-		printf("format version:    %u\n", rd_le16_get(s->sb.version));
-		printf("superblock seq:    %" PRIu64 "\n", rd_le64_get(s->sb.seq));
-		printf("state:             %s\n", s->was_clean ? "clean"
+		printf("format version:    %u\n", inf.version);
+		printf("superblock seq:    %" PRIu64 "\n", inf.sb_seq);
+		printf("state:             %s\n", inf.was_clean ? "clean"
 			: "not closed cleanly (journal replayed in memory)");
 		printf("size:              %s (%" PRIu64 " bytes)\n",
 		       human(g->dev_size, a, sizeof(a)), g->dev_size);
@@ -161,7 +153,7 @@ int cmd_show(int argc, char **argv)
 		printf("journal:           buckets %" PRIu64 "..%" PRIu64 " (%s), seq %" PRIu64 "\n",
 		       g->journal_start, g->journal_start + g->journal_buckets - 1,
 		       human(g->journal_buckets * g->bucket_size, a, sizeof(a)),
-		       rd_store_journal_seq(s));
+		       inf.journal_seq);
 		printf("space:\n");
 		printf("  usable:          %s\n", human(sp.usable_bytes, a, sizeof(a)));
 		printf("  user data:       %s in %" PRIu64 " buckets\n",
@@ -172,8 +164,8 @@ int cmd_show(int argc, char **argv)
 		       human(sp.free_bytes, a, sizeof(a)), sp.buckets_free,
 		       human(sp.available_bytes, b, sizeof(b)));
 		printf("b-tree depth:     ");
-		for (unsigned id = 0; id < RD_BTREE_NR; id++)
-			printf(" %s %u", rd_btree_name(id), bst.depth[id]);
+		for (unsigned id = 0; id < RD_TREES; id++)
+			printf(" %s %u", rd_btree_name(id), inf.tree_depth[id]);
 		printf("\n");
 	}
 	rd_store_close(s);	/* read-only: writes nothing */

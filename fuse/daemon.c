@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "errors.h"
+#include "refdio.h"
 #include "loop.h"
 #include "notify.h"
 

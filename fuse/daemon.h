@@ -29,8 +29,7 @@
 
 #include <fuse_lowlevel.h>
 
-#include "dio.h"
-#include "fs.h"
+#include "refdio.h"
 #include "rbuf.h"
 
 struct rd_mount_opts {

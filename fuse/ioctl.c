@@ -56,7 +56,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "dio_fs.h"
+#include "refdio.h"
 #include "notify.h"
 #include "refdio_ioctl.h"
 

@@ -26,8 +26,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "dio_fs.h"
-#include "io.h"
+#include "refdio.h"
 
 #define RD_MAX_WRITE	(1u << 20)	/* libfuse 3.14's cap on one FUSE_WRITE */
 

@@ -19,7 +19,7 @@
 
 #include "alloc_priv.h"
 #include "btree.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "journal.h"
 #include "store.h"
 

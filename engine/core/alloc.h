@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "format.h"
+#include "refdio/image.h"
 
 struct rd_store;
 struct rd_trans;
@@ -102,20 +103,7 @@ bool rd_alloc_ptr_stale(const struct rd_store *s, uint64_t offset, uint32_t gen)
 int rd_alloc_reserve(struct rd_store *s, uint64_t sectors);
 void rd_alloc_unreserve(struct rd_store *s, uint64_t sectors);
 
-struct rd_space {
-	uint64_t total_bytes;		/* the device */
-	uint64_t usable_bytes;		/* allocatable buckets */
-	uint64_t user_bytes;		/* live user data */
-	uint64_t btree_bytes;		/* live b-tree nodes */
-	uint64_t journal_bytes;
-	uint64_t free_bytes;		/* in buckets that hold nothing (incl. pending reuse) */
-	uint64_t available_bytes;	/* what new writes may still reserve */
-	uint64_t reserved_bytes;	/* reserved by writes in progress */
-	uint64_t buckets_free;
-	uint64_t buckets_pending;	/* empty, waiting for a journal flush before reuse */
-	uint64_t buckets_user, buckets_btree;
-};
-void rd_alloc_space(struct rd_store *s, struct rd_space *sp);
+/* (rd_alloc_space and struct rd_space: refdio/image.h) */
 
 /* A copy of bucket b's state (for fsck and tests); -ERANGE if b is out of range. */
 int rd_alloc_bucket(struct rd_store *s, uint64_t b, struct rd_bucket *out);

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "btree_internal.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "store.h"
 
 static const char *const btree_names[RD_BTREE_NR] = {

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "format.h"
+#include "refdio/image.h"
 
 struct rd_store;
 struct rd_trans;
@@ -245,9 +246,6 @@ struct rd_btree_stats {
 };
 void rd_btree_stats(struct rd_store *s, struct rd_btree_stats *st);
 
-/* Name of a tree ("extents", "inodes", "dirents", "xattrs", "alloc"); NULL if unknown. */
-const char *rd_btree_name(unsigned id);
-/* Inverse of rd_btree_name: the id, or -EINVAL. */
-int rd_btree_parse(const char *name);
+/* (rd_btree_name and rd_btree_parse: refdio/image.h) */
 
 #endif

@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "btree_internal.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "journal.h"
 #include "store.h"

@@ -15,7 +15,7 @@
 
 #include "btree_internal.h"
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 struct rd_bkey *rd_bkey_new(struct rd_bpos pos, uint8_t type, const void *val, size_t val_len)
 {

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "format.h"
+#include "refdio/image.h"
 
 /* crc32c (Castagnoli) continuing from crc; start with 0 for a fresh checksum. */
 uint32_t rd_crc32c(uint32_t crc, const void *buf, size_t len);
@@ -19,9 +20,6 @@ uint32_t rd_crc32c(uint32_t crc, const void *buf, size_t len);
 /* Checksum of buf under type; RD_CSUM_NONE gives 0. */
 uint64_t rd_csum(enum rd_csum_type type, const void *buf, size_t len);
 
-/* "crc32c", "xxhash", "none"; NULL for an unknown type. */
-const char *rd_csum_name(unsigned type);
-/* Inverse of rd_csum_name: the type, or -EINVAL. */
-int rd_csum_parse(const char *name);
+/* (rd_csum_name and rd_csum_parse: refdio/image.h) */
 
 #endif

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 
 static const char *const rd_err_msg[RD_ERR_LAST - RD_ERR_FIRST] = {
 	[RD_ERR_NOT_REFDIO - RD_ERR_FIRST]	= "not a refdio image (no superblock magic)",

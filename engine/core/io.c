@@ -40,7 +40,7 @@
 #include <linux/fs.h>
 #include <liburing.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "util.h"
 

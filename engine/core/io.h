@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "refdio/image.h"
+
 struct rd_io;
 
 enum rd_io_op {
@@ -112,9 +114,7 @@ int rd_io_flush(struct rd_io *io);
 /* Whether some image write completed that no successful flush covers yet. */
 bool rd_io_has_unflushed(struct rd_io *io);
 
-/* Memory aligned for O_DIRECT (4096), zero-filled. NULL on failure. */
-void *rd_io_buf_alloc(size_t len);
-void rd_io_buf_free(void *buf);
+/* (rd_io_buf_alloc and rd_io_buf_free: refdio/image.h) */
 
 /* Counters since open, summed over the I/O threads. Each field is read on its own: the set
  * is not one atomic snapshot, so a live reader may see completed briefly ahead of another. */

@@ -27,7 +27,7 @@
 #include <time.h>
 
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "journal.h"
 #include "sb.h"

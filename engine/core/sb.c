@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "sb.h"
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "format.h"
+#include "refdio/image.h"
 
 struct rd_io;
 
@@ -33,15 +34,6 @@ struct rd_geometry {
 	uint64_t first_bucket;		/* first allocatable bucket */
 	uint64_t last_bucket;		/* one past the last allocatable bucket */
 	uint64_t magic_xor;		/* first 8 bytes of uuid, as little-endian u64 */
-};
-
-/* What reading the two copies found (fsck reports all of it). */
-struct rd_sb_report {
-	int primary;		/* 0 valid, else the error that copy had */
-	int backup;
-	uint64_t primary_seq;
-	uint64_t backup_seq;
-	bool used_backup;	/* the backup was newer or the primary was bad */
 };
 
 /* Checks magic, checksum, version, features and that every field is in range and

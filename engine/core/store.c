@@ -26,7 +26,7 @@
 
 #include "alloc.h"
 #include "btree_internal.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "journal.h"
 #include "store.h"

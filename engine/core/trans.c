@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "btree_internal.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "journal.h"
 #include "store.h"
 

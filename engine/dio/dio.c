@@ -67,7 +67,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 #include "dio_budget.h"
 #include "dio_int.h"
 #include "dio_workers.h"

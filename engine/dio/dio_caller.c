@@ -36,7 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 
 /* linux/pidfd.h (6.13+); Debian 12's headers predate it. */
 struct dio_pidfd_info {

@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 
 struct dio_stats {
 	_Atomic uint64_t writes, bytes, chunks, short_writes, failed;

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 
 struct reader_thread;
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 #include "util.h"
 
 struct rd_dio_mem {

@@ -32,7 +32,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 #include "dio_readers.h"
 #include "util.h"
 

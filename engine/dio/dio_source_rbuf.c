@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 #include "util.h"
 
 struct rbuf_source {

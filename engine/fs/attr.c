@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 
 int rd_fs_getattr(struct rd_fs *fs, uint64_t ino, struct rd_stat *st)

@@ -28,7 +28,7 @@
 
 #include "alloc.h"
 #include "data_int.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "extents.h"
 
 /* ---- helpers ----------------------------------------------------------------------- */

@@ -27,7 +27,7 @@
 #include "alloc.h"
 #include "csum.h"
 #include "data_int.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "extents.h"
 #include "io.h"
 

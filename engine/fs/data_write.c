@@ -24,8 +24,8 @@
 #include "alloc.h"
 #include "csum.h"
 #include "data_int.h"
-#include "errors.h"
-#include "dio_fs.h"
+#include "refdio/errors.h"
+#include "refdio/dio_fs.h"
 #include "extents.h"
 #include "io.h"
 

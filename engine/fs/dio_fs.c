@@ -37,8 +37,8 @@
 #include <sys/stat.h>
 
 #include "data_int.h"
-#include "dio_fs.h"
-#include "errors.h"
+#include "refdio/dio_fs.h"
+#include "refdio/errors.h"
 #include "util.h"
 
 struct fs_sink;

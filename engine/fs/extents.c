@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "extents.h"
 #include "store.h"
 

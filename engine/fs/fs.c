@@ -16,8 +16,8 @@
 #include <sodium.h>
 
 #include "alloc.h"
-#include "dio.h"
-#include "errors.h"
+#include "refdio/dio.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 
 struct rd_store *rd_fs_store(struct rd_fs *fs)

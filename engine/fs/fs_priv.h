@@ -21,7 +21,7 @@
 
 #include "btree.h"
 #include "format.h"
-#include "fs.h"
+#include "refdio/fs.h"
 #include "store.h"
 
 /* An inode's attributes in host form (the on-disk form is struct rd_inode_v). */

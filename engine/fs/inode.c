@@ -14,7 +14,7 @@
 
 #include <sodium.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 
 #define INO_BATCH	1024	/* numbers persisted ahead of use */

@@ -20,7 +20,7 @@
 
 #include "btree.h"
 #include "data_int.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 
 #define DELETE_BATCH	1024	/* keys deleted per transaction */

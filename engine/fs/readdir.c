@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "dirents.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 
 #define COOKIE_DOT	1	/* resumes after "." */

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 
 #include "dirents.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 #include "namei.h"
 

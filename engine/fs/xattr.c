@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 #include "probe.h"
 

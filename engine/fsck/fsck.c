@@ -18,8 +18,8 @@
 
 #include "alloc.h"
 #include "btree.h"
-#include "errors.h"
-#include "fsck.h"
+#include "refdio/errors.h"
+#include "refdio/fsck.h"
 #include "fsck_int.h"
 #include "store.h"
 

@@ -29,7 +29,7 @@
 
 #include "alloc.h"
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "extents.h"
 #include "fsck_int.h"
 #include "io.h"

@@ -25,7 +25,7 @@
 
 #include <sodium.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fsck_int.h"
 #include "store.h"
 

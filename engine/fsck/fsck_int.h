@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "btree.h"
-#include "fsck.h"
+#include "refdio/fsck.h"
 
 struct rd_store;
 

@@ -26,7 +26,7 @@
 
 #include "alloc.h"
 #include "dirents.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fs_priv.h"
 #include "fsck_int.h"
 #include "probe.h"

@@ -19,7 +19,7 @@
 
 #include "../test.h"
 #include "btree.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "store.h"
 
 /* The alloc tree belongs to the allocator (its keys are checked by the allocator tests and

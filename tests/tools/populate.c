@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "errors.h"
-#include "fs.h"
+#include "refdio/errors.h"
+#include "refdio/fs.h"
 
 #define NDIRS	16
 

@@ -18,7 +18,7 @@
 
 #include "alloc.h"
 #include "btree.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "journal.h"
 #include "store.h"
 

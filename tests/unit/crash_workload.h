@@ -28,8 +28,8 @@
 #include <linux/falloc.h>
 
 #include "data_util.h"
-#include "dio.h"
-#include "dio_fs.h"
+#include "refdio/dio.h"
+#include "refdio/dio_fs.h"
 
 #define CW_NF		5		/* file slots */
 #define CW_MAXSZ	(320u * 1024)	/* largest file */

@@ -16,9 +16,9 @@
 
 #include "../test.h"
 #include "alloc.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "extents.h"
-#include "fs.h"
+#include "refdio/fs.h"
 #include "fs_priv.h"
 #include "io.h"
 #include "store.h"

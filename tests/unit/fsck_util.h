@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "../test.h"
-#include "errors.h"
-#include "fsck.h"
+#include "refdio/errors.h"
+#include "refdio/fsck.h"
 #include "io.h"
 #include "sb.h"
 #include "store.h"

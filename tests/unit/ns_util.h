@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "../test.h"
-#include "errors.h"
-#include "fs.h"
+#include "refdio/errors.h"
+#include "refdio/fs.h"
 #include "fs_priv.h"
 
 /* A fresh image at $RD_TEST_DIR (or /tmp)/ns-<tag>-<pid>.img of size bytes with

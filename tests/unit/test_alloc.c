@@ -19,7 +19,7 @@
 #include "../test.h"
 #include "alloc.h"
 #include "btree.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "store.h"
 
 #define IMG_SIZE	(64ull << 20)

@@ -8,7 +8,7 @@
 
 #include "../test.h"
 #include "alloc_free.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 #define CAP 2000
 

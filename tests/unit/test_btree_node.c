@@ -10,7 +10,7 @@
 #include "../test.h"
 #include "btree_internal.h"
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 static struct rd_geometry geo = {
 	.block_size = 4096,

@@ -13,7 +13,7 @@
 
 #include "../test.h"
 #include "btree.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "store.h"
 
 #define NKEYS	6000

@@ -1,7 +1,7 @@
 /* test_csum.c - checksum types against published check values. */
 #include "../test.h"
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 int main(void)
 {

@@ -9,7 +9,7 @@
  */
 #include "test_dio_sink.h"
 #include "test_dio_util.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 #define KIB ((uint64_t)1024)
 #define MIB (1024 * KIB)

@@ -10,7 +10,7 @@
  */
 #include "test_dio_sink.h"
 #include "test_dio_util.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 #define FILE_SIZE (24 * MIB)

@@ -19,8 +19,8 @@
 #include <string.h>
 
 #include "data_util.h"
-#include "dio.h"
-#include "dio_fs.h"
+#include "refdio/dio.h"
+#include "refdio/dio_fs.h"
 #include "test_dio_util.h"
 
 #define KIB ((uint64_t)1024)

@@ -9,7 +9,7 @@
  */
 #include "test_dio_sink.h"
 #include "test_dio_util.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 #define LEN (4 * MIB)

@@ -22,7 +22,7 @@
 #include "test_dio_sink.h"
 #include "test_dio_util.h"
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dio.h"
+#include "refdio/dio.h"
 
 #define TSINK_NONE UINT64_MAX
 

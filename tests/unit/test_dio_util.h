@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "../test.h"
-#include "dio.h"
+#include "refdio/dio.h"
 
 /* TSan makes every byte copied ~20x dearer: the tests shrink their volumes under it (the
  * bounds they assert stay the same). */

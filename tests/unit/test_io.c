@@ -9,7 +9,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "io_util.h"
 

@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "io_util.h"
 

@@ -9,7 +9,7 @@
  */
 #include <stdatomic.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "io_util.h"
 

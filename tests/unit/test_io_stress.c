@@ -10,7 +10,7 @@
  */
 #include <stdatomic.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "io_util.h"
 

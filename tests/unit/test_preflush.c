@@ -8,7 +8,7 @@
 
 #include "../test.h"
 #include "btree.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "io.h"
 #include "journal.h"
 #include "store.h"

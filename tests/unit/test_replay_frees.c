@@ -18,8 +18,8 @@
 #include "../test.h"
 #include "alloc.h"
 #include "btree.h"
-#include "errors.h"
-#include "fsck.h"
+#include "refdio/errors.h"
+#include "refdio/fsck.h"
 #include "store.h"
 
 #define NKEYS	6000u

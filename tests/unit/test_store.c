@@ -13,7 +13,7 @@
 #include "../test.h"
 #include "btree.h"
 #include "csum.h"
-#include "errors.h"
+#include "refdio/errors.h"
 #include "store.h"
 
 static char image[256];

@@ -1,5 +1,5 @@
 /*
- * dio_fs.h - direct writes into a file of the filesystem: the dio engine (dio.h) over the
+ * refdio/dio_fs.h - direct writes into a file of the filesystem: the dio engine (dio.h) over the
  * data path's chunk-level write (rd_data_wr_* in fs_priv.h).
  *
  * Owns: the real struct rd_dio_sink, one per write: it holds a reference on the inode from
@@ -16,8 +16,8 @@
 
 #include <stdint.h>
 
-#include "dio.h"
-#include "fs.h"
+#include "refdio/dio.h"
+#include "refdio/fs.h"
 
 /*
  * Starts a direct write of all of src into regular file ino at a->off, through d (see

@@ -1,5 +1,5 @@
 /*
- * errors.h - the engine's named error codes.
+ * refdio/errors.h - the engine's named error codes.
  *
  * Owns: private error codes for conditions errno cannot name (a bad checksum is not just
  * EIO to someone running fsck), their messages, and their mapping to errno at the edge.

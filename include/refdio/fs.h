@@ -1,5 +1,5 @@
 /*
- * fs.h - the POSIX layer of the engine: files, directories, links, xattrs, file data.
+ * refdio/fs.h - the POSIX layer of the engine: files, directories, links, xattrs, file data.
  *
  * Owns: the API that fuse/ and the tests call. Every function returns 0 (or a count) or a
  * negative errno; engine-private codes never leave this layer (a data checksum mismatch is
@@ -26,7 +26,11 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "store.h"
+#include "refdio/image.h"
+
+/* The root directory's inode number (FUSE_ROOT_ID); engine/format.h holds the same value
+ * as the on-disk truth. */
+#define RD_ROOT_INO		1
 
 struct rd_fs;
 

@@ -1,5 +1,5 @@
 /*
- * dio.h - direct writes: one reference-counted object per write, fed from a caller source
+ * refdio/dio.h - direct writes: one reference-counted object per write, fed from a caller source
  * and drained into a sink, a window of chunks at a time.
  *
  * Owns: the write object (struct rd_dio_write) and its lifetime, the chunk window, the

@@ -1,5 +1,5 @@
 /*
- * fsck.h - consistency checks of an open store, and of the filesystem on it.
+ * refdio/fsck.h - consistency checks of an open store, and of the filesystem on it.
  *
  * Owns: two entry points.
  *  - rd_fsck: the checks that need no filesystem knowledge: superblock copies, every node
@@ -21,8 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "format.h"
-#include "sb.h"
+#include "refdio/image.h"
 
 struct rd_store;
 
@@ -62,7 +61,7 @@ struct rd_fsck_opts {
 struct rd_fsck_result {
 	uint64_t nodes;		/* nodes read and checked */
 	uint64_t keys;		/* keys checked in leaves */
-	uint64_t tree_keys[RD_BTREE_NR];	/* of those, per tree */
+	uint64_t tree_keys[RD_TREES];	/* of those, per tree */
 	uint64_t buckets;	/* buckets whose counts were checked */
 	/* rd_fsck_fs: */
 	bool fs_checked;	/* the filesystem checks ran */
