@@ -16,6 +16,25 @@ static bool ent_less(const struct rd_bheap_ent *a, const struct rd_bheap_ent *b)
 	return a->bucket < b->bucket;
 }
 
+/* Moves children up into slot i while they are smaller than x, from slot i down; returns
+ * the slot where x belongs (the caller stores it there). */
+static size_t sift_down(struct rd_bheap *h, size_t i, struct rd_bheap_ent x)
+{
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->nr)
+			break;
+		if (c + 1 < h->nr && ent_less(&h->v[c + 1], &h->v[c]))
+			c++;
+		if (!ent_less(&h->v[c], &x))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	return i;
+}
+
 int rd_bheap_init(struct rd_bheap *h, size_t cap)
 {
 	h->nr = 0;
@@ -69,18 +88,7 @@ bool rd_bheap_pop(struct rd_bheap *h, struct rd_bheap_ent *out)
 	*out = h->v[0];
 	last = h->v[--h->nr];
 	/* Sift the former last entry down from the root. */
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= h->nr)
-			break;
-		if (c + 1 < h->nr && ent_less(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!ent_less(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
+	i = sift_down(h, 0, last);
 	if (h->nr)
 		h->v[i] = last;
 	return true;
@@ -104,18 +112,7 @@ bool rd_bheap_remove(struct rd_bheap *h, uint64_t bucket)
 		h->v[i] = h->v[(i - 1) / 2];
 		i = (i - 1) / 2;
 	}
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= h->nr)
-			break;
-		if (c + 1 < h->nr && ent_less(&h->v[c + 1], &h->v[c]))
-			c++;
-		if (!ent_less(&h->v[c], &last))
-			break;
-		h->v[i] = h->v[c];
-		i = c;
-	}
+	i = sift_down(h, i, last);
 	h->v[i] = last;
 	return true;
 }
