@@ -295,6 +295,7 @@ static void flushed_up_to(struct rd_io *io, uint64_t mark)
 {
 	uint64_t cur = atomic_load(&io->writes_flushed);
 
+	assert(mark <= atomic_load(&io->writes_done));	/* a mark counts completed writes */
 	/* Flushes may complete out of order: keep the highest mark. */
 	while (cur < mark && !atomic_compare_exchange_weak(&io->writes_flushed, &cur, mark))
 		;

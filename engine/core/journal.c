@@ -18,6 +18,7 @@
  * Must never: write anything after rd_journal_stop(crash) started, trust a field of an
  * entry read from disk before bounding it, or call into the b-trees.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -357,6 +358,7 @@ static void write_queued_locked(struct rd_journal *j)
 		struct jbuf *b = batch[i];
 
 		if (!ret) {
+			assert(b->seq > j->durable_seq && b->seq <= j->closed_seq);
 			j->durable_seq = b->seq;
 			if (b->flags & RD_JSET_CHECKPOINT) {
 				/* Everything before it is reclaimable now. */

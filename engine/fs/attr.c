@@ -24,9 +24,9 @@ int rd_fs_getattr(struct rd_fs *fs, uint64_t ino, struct rd_stat *st)
 
 	if (ret)
 		return rd_errno(ret);
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	rd_inode_to_stat(fs, ip, st);
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	rd_inode_put(fs, ip);
 	return 0;
 }
@@ -87,7 +87,7 @@ int rd_fs_setattr(struct rd_fs *fs, uint64_t ino, const struct rd_setattr *sa,
 			goto out_put;
 	}
 
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	m = ip->i;
 	if (sa->valid & RD_SET_MODE)
 		m.mode = (m.mode & S_IFMT) | (sa->mode & 07777);
@@ -128,7 +128,7 @@ out_stat:
 	if (st)
 		rd_inode_to_stat(fs, ip, st);
 out_unlock:
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 out_put:
 	rd_inode_put(fs, ip);
 	return rd_errno(ret);

@@ -8,6 +8,7 @@
  * Must never: hand out two overlapping ranges at once, or wait while holding ip->lock
  * (range locks come before the inode lock in the locking order).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -17,7 +18,7 @@ struct rd_data_inode *rd_data_inode_of(struct rd_inode *ip)
 {
 	struct rd_data_inode *d;
 
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	d = ip->data;
 	if (!d) {
 		d = calloc(1, sizeof(*d));
@@ -27,7 +28,7 @@ struct rd_data_inode *rd_data_inode_of(struct rd_inode *ip)
 			ip->data = d;
 		}
 	}
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	return d;
 }
 
@@ -62,6 +63,9 @@ static void range_take(struct rd_data_inode *d, struct rd_range *r, uint64_t sta
 
 void rd_range_lock(struct rd_data_inode *d, struct rd_range *r, uint64_t start, uint64_t end)
 {
+	/* The locking order (fs_priv.h): a range lock is never waited for under an inode lock
+	 * (its holder may need that inode lock to commit). */
+	assert(!rd_inode_locks_held);
 	pthread_mutex_lock(&d->lock);
 	while (range_busy(d, start, end))
 		pthread_cond_wait(&d->cond, &d->lock);

@@ -37,9 +37,9 @@ static uint64_t inode_size(struct rd_inode *ip)
 {
 	uint64_t size;
 
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	size = ip->i.size;
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	return size;
 }
 
@@ -129,7 +129,7 @@ static int fill_unwritten(struct rd_fs *fs, struct rd_inode *ip, uint64_t lo, ui
 		size_t nsp = 0, ntg = 0, k;
 		bool more;
 
-		pthread_mutex_lock(&ip->lock);
+		rd_inode_lock(ip);
 		old = ip->i;
 		l.nr = 0;
 		ret = rd_extents_collect(fs->s, ip->ino, cur, wend, RD_DATA_TXN_OPS, &l, &more);
@@ -217,7 +217,7 @@ static int fill_unwritten(struct rd_fs *fs, struct rd_inode *ip, uint64_t lo, ui
 		if (!ret)
 			atomic_fetch_add(&fs->st.extents_written, nsp);
 unlock:
-		pthread_mutex_unlock(&ip->lock);
+		rd_inode_unlock(ip);
 		if (t)
 			rd_trans_free(t);
 		spans_put(fs, sp, nsp, resv);
@@ -243,12 +243,12 @@ static int punch_range(struct rd_fs *fs, struct rd_inode *ip, uint64_t lo, uint6
 		uint64_t wend = hi, removed = 0;
 		bool more;
 
-		pthread_mutex_lock(&ip->lock);
+		rd_inode_lock(ip);
 		old = ip->i;
 		l.nr = 0;
 		ret = rd_extents_collect(fs->s, ip->ino, cur, hi, RD_DATA_TXN_OPS, &l, &more);
 		if (ret || !l.nr) {
-			pthread_mutex_unlock(&ip->lock);
+			rd_inode_unlock(ip);
 			break;
 		}
 		if (more && l.e[l.nr - 1].end < wend)
@@ -263,7 +263,7 @@ static int punch_range(struct rd_fs *fs, struct rd_inode *ip, uint64_t lo, uint6
 			ip->i.mtime = ip->i.ctime = rd_now_ns();
 			ret = rd_data_commit_inode(fs, ip, t, &old);
 		}
-		pthread_mutex_unlock(&ip->lock);
+		rd_inode_unlock(ip);
 		cur = wend;
 	}
 	rd_extent_list_free(&l);
@@ -332,10 +332,10 @@ static int truncate_top_batches(struct rd_fs *fs, struct rd_inode *ip, uint64_t 
 		uint64_t low, removed = 0;
 		bool more;
 
-		pthread_mutex_lock(&ip->lock);
+		rd_inode_lock(ip);
 		ret = collect_top(fs, ip->ino, cut, RD_DATA_TXN_OPS, &l, &more);
 		if (ret || !l.nr || (!more && !all)) {
-			pthread_mutex_unlock(&ip->lock);
+			rd_inode_unlock(ip);
 			break;
 		}
 		/* Descending: the last one collected is the lowest, and lies past cut. */
@@ -359,7 +359,7 @@ static int truncate_top_batches(struct rd_fs *fs, struct rd_inode *ip, uint64_t 
 			ip->i.mtime = ip->i.ctime = rd_now_ns();
 			ret = rd_data_commit_inode(fs, ip, t, &old);
 		}
-		pthread_mutex_unlock(&ip->lock);
+		rd_inode_unlock(ip);
 		if (ret || !more)
 			break;
 	}
@@ -417,7 +417,7 @@ static int truncate_final(struct rd_fs *fs, struct rd_inode *ip, uint64_t cut,
 	bool more;
 	int ret;
 
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	old = ip->i;
 	ret = rd_extents_collect(fs->s, ip->ino, cut, UINT64_MAX, 0, &l, &more);
 	if (!ret && !l.nr && new_size == ip->i.size)
@@ -438,7 +438,7 @@ static int truncate_final(struct rd_fs *fs, struct rd_inode *ip, uint64_t cut,
 	ip->i.mtime = ip->i.ctime = rd_now_ns();
 	ret = rd_data_commit_inode(fs, ip, t, &old);
 unlock:
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	rd_extent_list_free(&l);
 	return ret;
 }
@@ -478,7 +478,7 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size)
 		struct rd_trans *t;
 
 		ret = 0;
-		pthread_mutex_lock(&ip->lock);
+		rd_inode_lock(ip);
 		if (new_size != ip->i.size) {
 			old = ip->i;
 			t = rd_trans_new(fs->s);
@@ -490,7 +490,7 @@ int rd_data_truncate(struct rd_fs *fs, struct rd_inode *ip, uint64_t new_size)
 				ret = rd_data_commit_inode(fs, ip, t, &old);
 			}
 		}
-		pthread_mutex_unlock(&ip->lock);
+		rd_inode_unlock(ip);
 		goto out;
 	}
 
@@ -675,9 +675,9 @@ static uint64_t fsync_seq(struct rd_inode *ip)
 {
 	uint64_t seq;
 
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	seq = ip->last_seq;
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	/* 0: no change since it was loaded. Its last change may still be in flight in the
 	 * journal (the inode was evicted and read back): flush everything, which is safe. */
 	return seq;

@@ -274,9 +274,9 @@ ssize_t rd_fs_read(struct rd_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	ret = rd_inode_get_file(fs, ino, &ip);
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	size = ip->i.size;
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	/* Reads end at i_size. */
 	if (off >= size)
 		len = 0;

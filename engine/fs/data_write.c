@@ -164,9 +164,9 @@ int rd_data_wr_begin(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, size_t
 
 	/* Edge blocks, read under the range lock so that nobody changes them until our
 	 * commit: the merged block carries their other bytes unchanged. */
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	size = ip->i.size;
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	if (off != wr->lo) {
 		ret = read_edge(wr, wr->lo, size, &wr->edge_head);
 		if (ret)
@@ -388,7 +388,7 @@ static ssize_t wr_commit(struct rd_fs *fs, struct rd_data_wr *wr, bool trunc,
 	if (ret)
 		goto out;
 
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	/* Invariant: every extent change of this inode happens under ip->lock, so the old
 	 * extents collected here are exactly what the transaction replaces. */
 	while (i < wr->nr_reg && !ret) {
@@ -462,7 +462,7 @@ static ssize_t wr_commit(struct rd_fs *fs, struct rd_data_wr *wr, bool trunc,
 			committed = wr->off;
 		i = j;
 	}
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	rd_extent_list_free(&l);
 
 	if (seq_out)

@@ -9,13 +9,16 @@
  * fsync).
  *
  * Locking order (always this way round, never the reverse):
- *   fs->rename_lock  ->  inode locks, in increasing inode number  ->  data range locks of
- *   one inode  ->  store index lock (inside rd_trans_commit / lookups)  ->  allocator lock.
+ *   fs->rename_lock  ->  data range locks of one inode  ->  inode locks, in increasing
+ *   inode number  ->  store index lock (inside rd_trans_commit / lookups)  ->  allocator
+ *   lock. Namespace operations take the rename lock and inode locks, the data path range
+ *   locks and then the inode lock; nothing takes a range lock while holding an inode lock.
  * fs->icache_lock is a leaf: nothing else is taken while it is held.
  */
 #ifndef RD_FS_PRIV_H
 #define RD_FS_PRIV_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -101,6 +104,34 @@ struct rd_fs {
 		atomic_uint_fast64_t stale_retries, short_writes;
 	} st;
 };
+
+/* ---- inode locks ----------------------------------------------------------------------- */
+
+/*
+ * ip->lock, through these two only: they count the inode locks the thread holds (debug
+ * builds), so that the locking order above is checked where it matters most: a range lock
+ * is never taken under an inode lock (data_lock.c asserts it).
+ */
+#ifndef NDEBUG
+extern _Thread_local unsigned rd_inode_locks_held;
+#endif
+
+static inline void rd_inode_lock(struct rd_inode *ip)
+{
+	pthread_mutex_lock(&ip->lock);
+#ifndef NDEBUG
+	rd_inode_locks_held++;
+#endif
+}
+
+static inline void rd_inode_unlock(struct rd_inode *ip)
+{
+#ifndef NDEBUG
+	assert(rd_inode_locks_held > 0);
+	rd_inode_locks_held--;
+#endif
+	pthread_mutex_unlock(&ip->lock);
+}
 
 /* ---- inode.c ------------------------------------------------------------------------- */
 

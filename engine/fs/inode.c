@@ -19,6 +19,10 @@
 
 #define INO_BATCH	1024	/* numbers persisted ahead of use */
 
+#ifndef NDEBUG
+_Thread_local unsigned rd_inode_locks_held;	/* see rd_inode_lock (fs_priv.h) */
+#endif
+
 int64_t rd_now_ns(void)
 {
 	struct timespec ts;
@@ -298,9 +302,9 @@ again:
 	icache_hash(fs, ip);
 	pthread_mutex_unlock(&fs->icache_lock);
 found:
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	ret = ip->dead ? -ENOENT : 0;
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	if (ret) {
 		rd_inode_put(fs, ip);
 		return ret;
@@ -442,10 +446,10 @@ int rd_inode_instantiate(struct rd_fs *fs, uint64_t ino, const struct rd_inode_m
 		raced->refs++;
 		pthread_mutex_unlock(&fs->icache_lock);
 		inode_free(ip);
-		pthread_mutex_lock(&raced->lock);
+		rd_inode_lock(raced);
 		if (raced->last_seq < seq)
 			raced->last_seq = seq;
-		pthread_mutex_unlock(&raced->lock);
+		rd_inode_unlock(raced);
 		*out = raced;
 		return 0;
 	}

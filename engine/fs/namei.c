@@ -103,9 +103,9 @@ static int stat_ino(struct rd_fs *fs, uint64_t ino, struct rd_stat *st)
 
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	rd_inode_to_stat(fs, ip, st);
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	rd_inode_put(fs, ip);
 	return 0;
 }
@@ -164,9 +164,9 @@ int rd_fs_lookup(struct rd_fs *fs, uint64_t dir, const char *name, struct rd_sta
 	case 1:
 		break;
 	case 2:
-		pthread_mutex_lock(&dp->lock);
+		rd_inode_lock(dp);
 		ino = dp->i.parent ? dp->i.parent : dir;
-		pthread_mutex_unlock(&dp->lock);
+		rd_inode_unlock(dp);
 		break;
 	default:
 		/* No lock: see dirents.h for why a racing walk is still right. */
@@ -218,7 +218,7 @@ static int create(struct rd_fs *fs, uint64_t dir, const char *name, uint32_t mod
 	ret = dir_get(fs, dir, &dp);
 	if (ret)
 		return rd_errno(ret);
-	pthread_mutex_lock(&dp->lock);
+	rd_inode_lock(dp);
 	if (!dp->i.nlink) {		/* removed while we held a reference */
 		ret = -ENOENT;
 		goto out;
@@ -267,13 +267,13 @@ static int create(struct rd_fs *fs, uint64_t dir, const char *name, uint32_t mod
 	if (rd_inode_instantiate(fs, ino, &m, seq, &ip))
 		ip = NULL;
 out:
-	pthread_mutex_unlock(&dp->lock);
+	rd_inode_unlock(dp);
 	trans_drop(t);
 	if (!ret && st) {
 		if (ip) {
-			pthread_mutex_lock(&ip->lock);
+			rd_inode_lock(ip);
 			rd_inode_to_stat(fs, ip, st);
-			pthread_mutex_unlock(&ip->lock);
+			rd_inode_unlock(ip);
 		} else {
 			struct rd_inode tmp = { .ino = ino, .i = m };
 
@@ -345,9 +345,9 @@ ssize_t rd_fs_readlink(struct rd_fs *fs, uint64_t ino, char *buf, size_t len)
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno(ret);
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	size = ip->i.size;
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	if (!S_ISLNK(ip->ftype)) {
 		rd_inode_put(fs, ip);
 		return -EINVAL;

@@ -32,10 +32,10 @@ int rd_fs_readdir(struct rd_fs *fs, uint64_t dir, uint64_t cookie, rd_fs_fill_fn
 	ret = rd_inode_get(fs, dir, &dp);
 	if (ret)
 		return rd_errno(ret);
-	pthread_mutex_lock(&dp->lock);
+	rd_inode_lock(dp);
 	parent = dp->i.parent ? dp->i.parent : dir;
 	nlink = dp->i.nlink;
-	pthread_mutex_unlock(&dp->lock);
+	rd_inode_unlock(dp);
 	if (!S_ISDIR(dp->ftype)) {
 		ret = -ENOTDIR;
 		goto out;

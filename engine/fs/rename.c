@@ -42,9 +42,9 @@ static int check_not_ancestor(struct rd_fs *fs, uint64_t dir, uint64_t ino)
 		ret = rd_inode_get(fs, cur, &ip);
 		if (ret)
 			return ret == -ENOENT ? -EIO : ret;
-		pthread_mutex_lock(&ip->lock);
+		rd_inode_lock(ip);
 		parent = ip->i.parent;
-		pthread_mutex_unlock(&ip->lock);
+		rd_inode_unlock(ip);
 		rd_inode_put(fs, ip);
 		if (!parent || parent == cur)	/* only the root is its own parent */
 			return -EIO;

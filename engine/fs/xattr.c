@@ -279,7 +279,7 @@ int rd_fs_setxattr(struct rd_fs *fs, uint64_t ino, const char *name, const void 
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno(ret);
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	if (ip->has_xattrs == 0) {
 		/* No live attribute: the hash slot itself is free or a whiteout (which has
 		 * no continuation keys), so the name can go there without a look. */
@@ -316,7 +316,7 @@ int rd_fs_setxattr(struct rd_fs *fs, uint64_t ino, const char *name, const void 
 	if (!ret)
 		ip->has_xattrs = 1;
 out:
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	if (t)
 		rd_trans_free(t);
 	free(h.k);
@@ -340,7 +340,7 @@ ssize_t rd_fs_getxattr(struct rd_fs *fs, uint64_t ino, const char *name, void *v
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno((int)ret);
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	ret = has_xattrs(fs, ip);	/* the fast path: 0 without a tree access */
 	if (ret <= 0) {
 		ret = ret ? ret : -ENODATA;
@@ -361,7 +361,7 @@ ssize_t rd_fs_getxattr(struct rd_fs *fs, uint64_t ino, const char *name, void *v
 	if (!ret)
 		ret = h.value_len;
 out:
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	free(h.k);
 	rd_inode_put(fs, ip);
 	return ret < 0 ? rd_errno((int)ret) : ret;
@@ -380,7 +380,7 @@ ssize_t rd_fs_listxattr(struct rd_fs *fs, uint64_t ino, char *list, size_t size)
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno(ret);
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	if (ip->has_xattrs == 0)
 		goto out;
 	tree_read(fs);
@@ -405,7 +405,7 @@ ssize_t rd_fs_listxattr(struct rd_fs *fs, uint64_t ino, char *list, size_t size)
 	if (size && total > size)
 		ret = -ERANGE;
 out:
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	rd_inode_put(fs, ip);
 	return ret ? rd_errno(ret) : (ssize_t)total;
 }
@@ -425,7 +425,7 @@ int rd_fs_removexattr(struct rd_fs *fs, uint64_t ino, const char *name)
 	ret = rd_inode_get(fs, ino, &ip);
 	if (ret)
 		return rd_errno(ret);
-	pthread_mutex_lock(&ip->lock);
+	rd_inode_lock(ip);
 	ret = has_xattrs(fs, ip);
 	if (ret <= 0) {
 		ret = ret ? ret : -ENODATA;
@@ -451,7 +451,7 @@ int rd_fs_removexattr(struct rd_fs *fs, uint64_t ino, const char *name)
 	if (!ret)
 		ip->has_xattrs = -1;	/* others may remain: look when next asked */
 out:
-	pthread_mutex_unlock(&ip->lock);
+	rd_inode_unlock(ip);
 	if (t)
 		rd_trans_free(t);
 	free(h.k);
