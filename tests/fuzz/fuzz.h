@@ -44,6 +44,23 @@ bool fz_damage(uint8_t *buf, size_t n);
 	}									\
 } while (0)
 
+/* ---- each harness's flags (byte 0 of its input; the seed generator sets them too) ------- */
+
+/* fuzz_sb */
+#define SB_FIX_P	0x01	/* recompute the primary's checksum */
+#define SB_FIX_B	0x02	/* recompute the backup's checksum */
+#define SB_OWN_BACKUP	0x04	/* the backup has its own bytes (else: a copy of the primary) */
+#define SB_OPEN		0x08	/* a copy accepted: open the store on the image too */
+/* fuzz_node */
+#define NODE_FIX	0x01	/* recompute the node's checksum */
+#define NODE_XXHASH	0x02	/* metadata checksummed with xxhash (else crc32c) */
+#define NODE_EXPECT	0x04	/* expected tree and level from the input (else the header) */
+/* fuzz_journal (and FZ_FIX_CSUMS below) */
+#define JR_WRITE	0x02	/* open read-write, close, reopen */
+/* fuzz_fsck (and FZ_FIX_CSUMS below) */
+#define FK_REPAIR	0x02	/* fsck -y, then fsck -n */
+#define FK_DATA		0x04	/* verify data checksums */
+
 /* ---- the image codec (fuzz_image.c) ------------------------------------------------------ */
 
 /*

@@ -23,8 +23,6 @@
 #include "sb.h"
 #include "store.h"
 
-#define FK_REPAIR	0x02
-#define FK_DATA		0x04
 
 bool fz_accepted;
 

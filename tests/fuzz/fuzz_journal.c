@@ -23,7 +23,6 @@
 #include "fuzz.h"
 #include "store.h"
 
-#define JR_WRITE	0x02
 
 bool fz_accepted;
 

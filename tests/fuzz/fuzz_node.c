@@ -27,9 +27,6 @@
 #include "csum.h"
 #include "fuzz.h"
 
-#define NODE_FIX	0x01
-#define NODE_XXHASH	0x02
-#define NODE_EXPECT	0x04
 #define NODE_HDR	16
 #define NODE_MAX	(64u << 10)
 

@@ -27,10 +27,6 @@
 #include "sb.h"
 #include "store.h"
 
-#define SB_FIX_P	0x01
-#define SB_FIX_B	0x02
-#define SB_OWN_BACKUP	0x04
-#define SB_OPEN		0x08
 #define SB_HDR		5
 #define SB_IMAGE_MAX	(16ull << 20)
 

@@ -224,10 +224,10 @@ static void sb_seeds(const struct shape *sh, const uint8_t *img, uint64_t size)
 	seed[3] = (uint8_t)pl;
 	seed[4] = (uint8_t)(pl >> 8);
 	memcpy(seed + 5, p, pl);
-	seed[0] = 0x08;		/* SB_OPEN; the backup a copy of the primary */
+	seed[0] = SB_OPEN | SB_FIX_P;	/* the backup a copy of the primary */
 	snprintf(name, sizeof(name), "%s-primary", sh->name);
 	put_seed("sb", name, seed, 5 + pl);
-	seed[0] = 0x04;		/* SB_OWN_BACKUP */
+	seed[0] = SB_OWN_BACKUP | SB_FIX_P | SB_FIX_B;
 	memcpy(seed + 5 + pl, b, bl);
 	snprintf(name, sizeof(name), "%s-both", sh->name);
 	put_seed("sb", name, seed, 5 + pl + bl);
@@ -260,7 +260,7 @@ static int node_seed(void *priv, const struct rd_node_info *ni)
 	while ((4096u << shift) < c->g->btree_node_size)
 		shift++;
 	memset(seed, 0, 16);
-	seed[0] = c->g->meta_csum == RD_CSUM_XXHASH ? 0x02 : 0;	/* NODE_XXHASH */
+	seed[0] = NODE_FIX | (c->g->meta_csum == RD_CSUM_XXHASH ? NODE_XXHASH : 0);
 	seed[1] = (uint8_t)shift;
 	for (unsigned i = 0; i < 8; i++)
 		seed[2 + i] = (uint8_t)(c->g->magic_xor >> (8 * i));
@@ -317,16 +317,22 @@ int main(int argc, char **argv)
 
 		sb_seeds(sh, img, sh->size);
 		node_seeds(sh, path, img);
+		/* Most seeds ask for checksums to be recomputed after mutation, so that the
+		 * fuzzer reaches the checks behind them; one per image does not. */
 		if (sh->crash) {
 			image_seed("journal", sh->name, img, sh->size, 0);
+			snprintf(name, sizeof(name), "%s-fix", sh->name);
+			image_seed("journal", name, img, sh->size, FZ_FIX_CSUMS);
 			snprintf(name, sizeof(name), "%s-write", sh->name);
-			image_seed("journal", name, img, sh->size, 0x02);	/* JR_WRITE */
+			image_seed("journal", name, img, sh->size, FZ_FIX_CSUMS | JR_WRITE);
 		}
 		image_seed("fsck", sh->name, img, sh->size, 0);
+		snprintf(name, sizeof(name), "%s-fix", sh->name);
+		image_seed("fsck", name, img, sh->size, FZ_FIX_CSUMS);
 		snprintf(name, sizeof(name), "%s-data", sh->name);
-		image_seed("fsck", name, img, sh->size, 0x04);	/* FK_DATA */
+		image_seed("fsck", name, img, sh->size, FZ_FIX_CSUMS | FK_DATA);
 		snprintf(name, sizeof(name), "%s-repair", sh->name);
-		image_seed("fsck", name, img, sh->size, 0x02);	/* FK_REPAIR */
+		image_seed("fsck", name, img, sh->size, FZ_FIX_CSUMS | FK_REPAIR);
 		free(img);
 		close(fd);
 	}
