@@ -57,6 +57,7 @@ bool fz_damage(uint8_t *buf, size_t n);
 #define NODE_EXPECT	0x04	/* expected tree and level from the input (else the header) */
 /* fuzz_journal (and FZ_FIX_CSUMS below) */
 #define JR_WRITE	0x02	/* open read-write, close, reopen */
+#define JR_FS		0x04	/* open the filesystem (rd_fs_open), walk it, (JR_WRITE) change it */
 /* fuzz_fsck (and FZ_FIX_CSUMS below) */
 #define FK_REPAIR	0x02	/* fsck -y, then fsck -n */
 #define FK_DATA		0x04	/* verify data checksums */

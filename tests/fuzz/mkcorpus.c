@@ -325,6 +325,11 @@ int main(int argc, char **argv)
 			image_seed("journal", name, img, sh->size, FZ_FIX_CSUMS);
 			snprintf(name, sizeof(name), "%s-write", sh->name);
 			image_seed("journal", name, img, sh->size, FZ_FIX_CSUMS | JR_WRITE);
+			snprintf(name, sizeof(name), "%s-fs", sh->name);
+			image_seed("journal", name, img, sh->size, FZ_FIX_CSUMS | JR_FS);
+			snprintf(name, sizeof(name), "%s-fs-write", sh->name);
+			image_seed("journal", name, img, sh->size,
+				   FZ_FIX_CSUMS | JR_FS | JR_WRITE);
 		}
 		image_seed("fsck", sh->name, img, sh->size, 0);
 		snprintf(name, sizeof(name), "%s-fix", sh->name);

@@ -11,6 +11,8 @@
  *                 crash or a sanitizer report fails the test, as it did the fuzzer. A
  *                 missing directory is empty.
  *  FILE           run once, as a regression input.
+ *  --image INPUT OUT  (image harnesses) write the image INPUT describes, checksums fixed
+ *                 as its flags say, to OUT: for `refdio fsck`, `refdio show` and friends.
  *
  * Owns: nothing but the loop. Must never: change the files it reads.
  */
@@ -132,6 +134,22 @@ static void run_one(const char *path)
 	free(buf);
 }
 
+static void write_image(const char *in, const char *out)
+{
+	struct fz_image im = { 0 };
+	size_t len;
+	uint8_t *buf = slurp(in, &len);
+	FILE *f;
+
+	if (fz_image_load(&im, buf, len) || !(f = fopen(out, "wb")) ||
+	    fwrite(im.buf, 1, im.size, f) != im.size || fclose(f)) {
+		fprintf(stderr, "cannot write %s\n", out);
+		exit(1);
+	}
+	printf("%s: %llu bytes, flags %#x\n", out, (unsigned long long)im.size, im.flags);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	unsigned controls = 0, regress = 0;
@@ -148,8 +166,11 @@ int main(int argc, char **argv)
 			for (char **p = v; *p; p++, regress++)
 				run_one(*p);
 			free_list(v);
+		} else if (!strcmp(argv[i], "--image") && i + 2 < argc) {
+			write_image(argv[i + 1], argv[i + 2]);
+			i += 2;
 		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "usage: %s [--seeds DIR]... [--regress DIR]... [FILE]...\n",
+			fprintf(stderr, "usage: %s [--seeds DIR]... [--regress DIR]... [--image INPUT OUT] [FILE]...\n",
 				argv[0]);
 			return 2;
 		} else {
