@@ -82,6 +82,7 @@ struct fz_image {
 	char		path[32];	/* /proc/self/fd/N */
 	uint8_t		*buf;		/* the image as assembled */
 	uint64_t	size;
+	uint64_t	dirty;		/* bytes of buf the last input wrote */
 	uint8_t		flags;
 };
 

@@ -143,7 +143,6 @@ void fz_fix_csums(uint8_t *img, uint64_t size)
 int fz_image_load(struct fz_image *im, const uint8_t *data, size_t len)
 {
 	struct place_ctx c = { .im = im };
-	static uint64_t dirty;	/* bytes of buf the previous input wrote */
 
 	if (!im->buf) {
 		im->fd = memfd_create("refdio-fuzz", MFD_CLOEXEC);
@@ -154,14 +153,14 @@ int fz_image_load(struct fz_image *im, const uint8_t *data, size_t len)
 		if (!im->buf)
 			return -ENOMEM;
 	}
-	memset(im->buf, 0, dirty);
+	memset(im->buf, 0, im->dirty);
 	im->flags = len ? data[0] : 0;
 	im->size = len >= FZ_IMAGE_HDR ? (uint64_t)get16(data + 1) << 10 : 0;
 	if (im->size > FZ_IMAGE_MAX)
 		im->size = FZ_IMAGE_MAX;
 	/* The codec only reads data; fz_image_runs is shared with fz_damage, which writes. */
 	fz_image_runs((uint8_t *)data, len, place_run, &c);
-	dirty = c.end;
+	im->dirty = c.end;
 	if (im->flags & FZ_FIX_CSUMS)
 		fz_fix_csums(im->buf, im->size);
 	if (ftruncate(im->fd, 0) || ftruncate(im->fd, (off_t)im->size))
