@@ -216,7 +216,7 @@ static void source_refusals(void)
 	struct rd_dio_rbuf rb = { 0 };
 	int refs = 0;
 
-	CHECK_EQ(rd_dio_source_procmem(NULL, 1, 0, 1, &src), -EINVAL);
+	CHECK_EQ(rd_dio_source_procmem(NULL, NULL, 0, 0, 1, &src), -EINVAL);
 	CHECK(src == NULL);
 	rb.len = 10;
 	CHECK_EQ(rd_dio_source_rbuf(&rb, &src), -EINVAL);	/* no data */
