@@ -16,8 +16,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "errors.h"
-#include "fsck.h"
+#include "refdio/errors.h"
+#include "refdio/fsck.h"
 #include "fuzz.h"
 #include "io.h"
 #include "sb.h"

@@ -25,8 +25,8 @@
 #include <sys/stat.h>
 
 #include "btree.h"
-#include "errors.h"
-#include "fs.h"
+#include "refdio/errors.h"
+#include "refdio/fs.h"
 #include "fuzz.h"
 #include "store.h"
 

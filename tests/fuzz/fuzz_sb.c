@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "errors.h"
+#include "refdio/errors.h"
 #include "fuzz.h"
 #include "io.h"
 #include "sb.h"

@@ -24,8 +24,8 @@
 #include <unistd.h>
 
 #include "btree.h"
-#include "errors.h"
-#include "fs.h"
+#include "refdio/errors.h"
+#include "refdio/fs.h"
 #include "fuzz.h"
 #include "io.h"
 #include "sb.h"
