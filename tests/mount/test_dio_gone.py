@@ -21,6 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import mountlib  # noqa: E402
 from mountlib import Mount  # noqa: E402
 import diolib  # noqa: E402
 from diolib import MIB  # noqa: E402
@@ -123,4 +124,4 @@ class CallerGone(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    mountlib.main()
