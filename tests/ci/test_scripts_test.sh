@@ -44,14 +44,21 @@ mode=${FAKE_MESON:-ok}
 cmd=$1; shift
 dir=""
 args=("$@")
+log=testlog
+logbase=""
 for ((i = 0; i < ${#args[@]}; i++)); do
-  [ "${args[i]}" = -C ] && dir=${args[i + 1]}
+  case ${args[i]} in
+    -C) dir=${args[i + 1]} ;;
+    --wrapper) log=testlog-$(basename "${args[i + 1]%% *}") ;;   # as meson names it
+    --logbase) logbase=${args[i + 1]} ;;
+  esac
 done
-result() {  # result NAME RESULT [ENV-JSON]
+log=${logbase:-$log}
+result() {  # result NAME RESULT [ENV-JSON]: one line of meson's test log
   local env=${3:-}
   [ -n "$env" ] || env='{}'
-  printf '{"name": "fake / %s", "result": "%s", "returncode": 0, "stdout": "SKIP why: %s", "env": %s}\n' \
-    "$1" "$2" "$1" "$env" >>"$dir/meson-logs/testlog.json"
+  printf '{"name": "fake / %s", "result": "%s", "returncode": 0, "stdout": "", "stderr": "SKIP why: %s", "env": %s}\n' \
+    "$1" "$2" "$1" "$env" >>"$dir/meson-logs/$log.json"
 }
 case $cmd in
   setup)
