@@ -502,6 +502,7 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	rd_dio_destroy(d->dio);
 	d->dio = NULL;
 	rd_ioctl_exit(d);
+	rd_daemon_free_fhs(d);	/* open files whose RELEASE never came (a signal) */
 	cret = rd_fs_close(d->fs);
 	d->fs = NULL;
 	if (cret) {
@@ -540,6 +541,7 @@ int rd_mount_run(const struct rd_mount_opts *o)
 	d->opts = *o;
 	pthread_mutex_init(&d->drain_lock, NULL);
 	pthread_cond_init(&d->drained, NULL);
+	pthread_mutex_init(&d->fh_lock, NULL);
 
 	if (o->foreground) {
 		status = serve(d, -1);
@@ -581,6 +583,7 @@ int rd_mount_run(const struct rd_mount_opts *o)
 	status = serve(d, pipefd[1]);
 out:
 	pthread_mutex_destroy(&d->drain_lock);
+	pthread_mutex_destroy(&d->fh_lock);
 	pthread_cond_destroy(&d->drained);
 	free(d);
 	return status;

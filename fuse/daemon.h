@@ -12,7 +12,8 @@
  * Teardown order (daemon.c keeps it): the loop stops receiving; asynchronous ioctl writes
  * are cut at their next chunk boundary (rd_ioctl_stop); every request still in flight is
  * answered (rd_daemon_drain); the dio engine waits for its last write and stops
- * (rd_dio_destroy); the ioctl state goes (rd_ioctl_exit); the filesystem is closed
+ * (rd_dio_destroy); the ioctl state goes (rd_ioctl_exit); open files whose RELEASE never
+ * came (a signal stops the loop) are freed (rd_daemon_free_fhs); the filesystem is closed
  * (flushed, marked clean); then the kernel side is unmounted and the session destroyed.
  */
 #ifndef RD_DAEMON_H
@@ -62,6 +63,10 @@ struct rd_daemon {
 	struct rd_ioctl		*ioc;		/* ioctl.c's state: asynchronous writes */
 	uint64_t		t_start;	/* CLOCK_MONOTONIC ns at mount */
 
+	/* Open files (struct rd_fh): ops.c links them at open, unlinks them at release. */
+	pthread_mutex_t		fh_lock;
+	struct rd_fh		*fhs;
+
 	/* Requests whose reply is still to be sent (asynchronous completions). */
 	atomic_long		inflight;
 	pthread_mutex_t		drain_lock;
@@ -91,7 +96,13 @@ void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 /* What an open file remembers (ops.c sets it at open, ioctl.c reads it). */
 struct rd_fh {
 	int flags;	/* open(2) flags */
+	/* On the daemon's list of open files (d->fh_lock). RELEASE frees it; a daemon stopped
+	 * by a signal never reads the RELEASEs still queued, so teardown frees the rest
+	 * (rd_daemon_free_fhs). */
+	struct rd_fh *prev, *next;
 };
+/* Teardown, once no request is in flight: frees every open file's struct rd_fh. */
+void rd_daemon_free_fhs(struct rd_daemon *d);
 
 /* Whether writes through this open file (or the whole mount) are O_DSYNC. */
 bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flags);

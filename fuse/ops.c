@@ -349,10 +349,44 @@ static int fh_new(struct rd_daemon *d, struct fuse_file_info *fi)
 	if (!fh)
 		return -ENOMEM;
 	fh->flags = fi->flags;
+	fh->prev = NULL;
+	pthread_mutex_lock(&d->fh_lock);
+	fh->next = d->fhs;
+	if (d->fhs)
+		d->fhs->prev = fh;
+	d->fhs = fh;
+	pthread_mutex_unlock(&d->fh_lock);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	if (d->opts.direct_io)
 		fi->direct_io = 1;
 	return 0;
+}
+
+static void fh_free(struct rd_daemon *d, struct fuse_file_info *fi)
+{
+	struct rd_fh *fh = (struct rd_fh *)(uintptr_t)fi->fh;
+
+	pthread_mutex_lock(&d->fh_lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		d->fhs = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&d->fh_lock);
+	free(fh);
+}
+
+void rd_daemon_free_fhs(struct rd_daemon *d)
+{
+	pthread_mutex_lock(&d->fh_lock);
+	while (d->fhs) {
+		struct rd_fh *fh = d->fhs;
+
+		d->fhs = fh->next;
+		free(fh);
+	}
+	pthread_mutex_unlock(&d->fh_lock);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -379,7 +413,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (fuse_reply_open(req, fi))
-		free((void *)(uintptr_t)fi->fh);
+		fh_free(d, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -409,14 +443,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	to_entry(d, &s, &e);
 	if (fuse_reply_create(req, &e, fi)) {
 		rd_fs_iput(d->fs, s.ino, 1);
-		free((void *)(uintptr_t)fi->fh);
+		fh_free(d, fi);
 	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	free((void *)(uintptr_t)fi->fh);
+	fh_free(D(req), fi);
 	fuse_reply_err(req, 0);
 }
 
