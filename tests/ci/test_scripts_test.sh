@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_scripts_test.sh - the test of scripts/test: does it count honestly?
 #
-# Runs a copy of scripts/test in a scratch tree with a fake `meson` first on PATH and a
-# stub scripts/demo, so each case decides what meson setup/compile/test do (fail, abort
-# part-way, crash, skip, write no log) and whether the demo fails. Each case checks the
+# Runs a copy of scripts/test in a scratch tree with a fake `meson` first on PATH and stub
+# scripts/demo and scripts/deps, so each case decides what meson setup/compile/test do
+# (fail, abort part-way, crash, skip, write no log) and whether the demo or deps fail. Each case checks the
 # exit status and the exact last line. One case where everything passes is the positive
 # control: the script can succeed, so the failing cases are not failing for another reason.
 # Owns nothing outside its scratch directory; never runs the real meson or the real demo.
@@ -16,7 +16,17 @@ failures=0
 cases=0
 
 mkdir -p "$work/tree/scripts" "$work/bin"
-cp "$repo/scripts/test" "$repo/scripts/deps" "$work/tree/scripts/"
+cp "$repo/scripts/test" "$work/tree/scripts/"
+
+# The stub deps: FAKE_DEPS=fail makes it fail as the real one does (apt-get's error).
+cat >"$work/tree/scripts/deps" <<'EOF'
+#!/usr/bin/env bash
+if [ "${FAKE_DEPS:-ok}" = fail ]; then
+  echo "E: Unable to locate package liburing-dev" >&2
+  echo "scripts/deps: could not install: liburing-dev" >&2
+  exit 1
+fi
+EOF
 
 # The stub demo: FAKE_DEMO=fail makes it fail as the real one does, with a message.
 cat >"$work/tree/scripts/demo" <<'EOF'
@@ -44,16 +54,16 @@ mode=${FAKE_MESON:-ok}
 cmd=$1; shift
 dir=""
 args=("$@")
-log=testlog
 logbase=""
+wrapper=""
 for ((i = 0; i < ${#args[@]}; i++)); do
   case ${args[i]} in
     -C) dir=${args[i + 1]} ;;
-    --wrapper) log=testlog-$(basename "${args[i + 1]%% *}") ;;   # as meson names it
+    --wrapper) wrapper=-$(basename "${args[i + 1]%% *}") ;;
     --logbase) logbase=${args[i + 1]} ;;
   esac
 done
-log=${logbase:-$log}
+log=${logbase:-testlog}${wrapper:-}      # as meson 1.0 names it
 result() {  # result NAME RESULT [ENV-JSON]: one line of meson's test log
   local env=${3:-}
   [ -n "$env" ] || env='{}'
@@ -71,7 +81,10 @@ case $cmd in
   test)
     n=3
     [ "$mode" = aborts ] && n=5
-    case " ${args[*]} " in *" --list "*) for i in $(seq $n); do echo "fake / t$i"; done; exit 0;; esac
+    case " ${args[*]} " in
+      *" --list "*) echo "ninja: no work to do."; for i in $(seq $n); do echo "fake / t$i"; done
+                    exit 0;;
+    esac
     mkdir -p "$dir/meson-logs"
     case $mode in
       ok) result t1 OK; result t2 OK; result t3 OK ;;
@@ -86,7 +99,7 @@ case $cmd in
 esac
 exit 0
 EOF
-chmod +x "$work/bin/meson" "$work/tree/scripts/demo"
+chmod +x "$work/bin/meson" "$work/tree/scripts/demo" "$work/tree/scripts/deps"
 
 # check NAME WANT-STATUS LAST-LINE-REGEX ENV...: runs the copy of scripts/test.
 check() {
@@ -117,9 +130,10 @@ check "all pass on CI" 0 '^7 passed, 0 failed, 0 skipped$' FAKE_MESON=ok CI=true
 # The run itself fails: never "0 failed", always named on the last line.
 check "setup fails" nz '^1 passed, 2 failed, 0 skipped; FAILED: meson setup build-asan exited with status 1 .*meson setup build-tsan' FAKE_MESON=setup-fails
 check "compile fails" nz '^1 passed, 2 failed, 0 skipped; FAILED: meson compile -C build-asan exited with status 1' FAKE_MESON=compile-fails
-check "runner aborts" nz '^5 passed, 4 failed, 0 skipped; FAILED: build-asan/meson-logs/testlog.json holds 2 results for 5 tests;meson test -C build-asan exited with status 1' FAKE_MESON=aborts
-check "runner crashes" nz '^3 passed, 4 failed, 0 skipped; FAILED: build-asan/meson-logs/testlog.json holds 1 results for 3 tests;meson test -C build-asan exited with status 139' FAKE_MESON=crashes
-check "runner writes no log" nz '^1 passed, 2 failed, 0 skipped; FAILED: build-asan/meson-logs/testlog.json holds 0 results for 3 tests' FAKE_MESON=no-log
+check "runner aborts" nz '^5 passed, 4 failed, 0 skipped; FAILED: build-asan: 2 of 5 tests have a result in rdtest.json;meson test -C build-asan exited with status 1;build-tsan: 2 of 5 tests have a result in rdtest-setarch.json' FAKE_MESON=aborts
+check "runner crashes" nz '^3 passed, 4 failed, 0 skipped; FAILED: build-asan: 1 of 3 tests have a result in rdtest.json;meson test -C build-asan exited with status 139' FAKE_MESON=crashes
+check "runner writes no log" nz '^1 passed, 2 failed, 0 skipped; FAILED: build-asan: 0 of 3 tests have a result in rdtest.json;build-tsan: 0 of 3' FAKE_MESON=no-log
+check "deps fail" nz '^0 passed, 1 failed, 0 skipped; FAILED: scripts/deps could not install the packages$' FAKE_MESON=ok FAKE_DEPS=fail
 check "demo fails" nz '^6 passed, 1 failed, 0 skipped; FAILED: scripts/demo exited with status 1' FAKE_MESON=ok FAKE_DEMO=fail
 # Tests fail: counted one by one.
 check "tests fail" nz '^3 passed, 4 failed, 0 skipped$' FAKE_MESON=fails

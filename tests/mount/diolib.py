@@ -37,6 +37,8 @@ DSYNC = 1
 WAIT_NOWAIT = 1
 MIB = 1 << 20
 GIB = 1 << 30
+# Sizes are divided by this under ThreadSanitizer (tests/meson.build sets RD_TEST_TSAN).
+SCALE = 4 if os.environ.get("RD_TEST_TSAN") else 1
 PERIOD = 4 * MIB + 4096          # the pattern's period (bin/cmd_dio_write.c)
 
 

@@ -182,7 +182,8 @@ static void concurrent(struct rd_dio *d, uint64_t seed, bool exit_early)
 	/* 16 disjoint regions of up to 1.5 MiB, all strategies and modes at once, each with its
 	 * own chunk size (none a divisor of another), so a prefix can be checked against its
 	 * write's chunk boundaries. */
-	static const size_t chunks[] = { 256 * 1024, 320 * 1024, 68 * 1024, 452 * 1024, 100 * 1024 };
+	static const size_t chunks[] = { 1024 * 1024, 320 * 1024, 132 * 1024, 452 * 1024,
+					 196 * 1024 };
 	size_t chunk[16];
 
 	for (unsigned i = 0; i < 16; i++) {
