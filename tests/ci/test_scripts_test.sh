@@ -124,23 +124,23 @@ check() {
   tail -n 15 <<<"$out" | sed 's/^/    /'
 }
 
-# The positive control: the script can pass.
-check "all pass" 0 '^7 passed, 0 failed, 0 skipped$' FAKE_MESON=ok
-check "all pass on CI" 0 '^7 passed, 0 failed, 0 skipped$' FAKE_MESON=ok CI=true
+# The positive control: the script can pass. 8 = the demo, the clang build, 3 + 3 tests.
+check "all pass" 0 '^8 passed, 0 failed, 0 skipped$' FAKE_MESON=ok
+check "all pass on CI" 0 '^8 passed, 0 failed, 0 skipped$' FAKE_MESON=ok CI=true
 # The run itself fails: never "0 failed", always named on the last line.
-check "setup fails" nz '^1 passed, 2 failed, 0 skipped; FAILED: meson setup build-asan exited with status 1 .*meson setup build-tsan' FAKE_MESON=setup-fails
-check "compile fails" nz '^1 passed, 2 failed, 0 skipped; FAILED: meson compile -C build-asan exited with status 1' FAKE_MESON=compile-fails
-check "runner aborts" nz '^5 passed, 4 failed, 0 skipped; FAILED: build-asan: 2 of 5 tests have a result in rdtest.json;meson test -C build-asan exited with status 1;build-tsan: 2 of 5 tests have a result in rdtest-setarch.json' FAKE_MESON=aborts
-check "runner crashes" nz '^3 passed, 4 failed, 0 skipped; FAILED: build-asan: 1 of 3 tests have a result in rdtest.json;meson test -C build-asan exited with status 139' FAKE_MESON=crashes
-check "runner writes no log" nz '^1 passed, 2 failed, 0 skipped; FAILED: build-asan: 0 of 3 tests have a result in rdtest.json;build-tsan: 0 of 3' FAKE_MESON=no-log
+check "setup fails" nz '^1 passed, 3 failed, 0 skipped; FAILED: meson setup build-clang exited with status 1 .*meson setup build-asan exited with status 1 .*meson setup build-tsan' FAKE_MESON=setup-fails
+check "compile fails" nz '^1 passed, 3 failed, 0 skipped; FAILED: meson compile -C build-clang exited with status 1 .*meson compile -C build-asan exited with status 1' FAKE_MESON=compile-fails
+check "runner aborts" nz '^6 passed, 4 failed, 0 skipped; FAILED: build-asan: 2 of 5 tests have a result in rdtest.json;meson test -C build-asan exited with status 1;build-tsan: 2 of 5 tests have a result in rdtest-setarch.json' FAKE_MESON=aborts
+check "runner crashes" nz '^4 passed, 4 failed, 0 skipped; FAILED: build-asan: 1 of 3 tests have a result in rdtest.json;meson test -C build-asan exited with status 139' FAKE_MESON=crashes
+check "runner writes no log" nz '^2 passed, 2 failed, 0 skipped; FAILED: build-asan: 0 of 3 tests have a result in rdtest.json;build-tsan: 0 of 3' FAKE_MESON=no-log
 check "deps fail" nz '^0 passed, 1 failed, 0 skipped; FAILED: scripts/deps could not install the packages$' FAKE_MESON=ok FAKE_DEPS=fail
-check "demo fails" nz '^6 passed, 1 failed, 0 skipped; FAILED: scripts/demo exited with status 1' FAKE_MESON=ok FAKE_DEMO=fail
+check "demo fails" nz '^7 passed, 1 failed, 0 skipped; FAILED: scripts/demo exited with status 1' FAKE_MESON=ok FAKE_DEMO=fail
 # Tests fail: counted one by one.
-check "tests fail" nz '^3 passed, 4 failed, 0 skipped$' FAKE_MESON=fails
+check "tests fail" nz '^4 passed, 4 failed, 0 skipped$' FAKE_MESON=fails
 # Skips: counted as skipped, never as passed; on CI a failure unless allowed.
-check "skip" 0 '^5 passed, 0 failed, 2 skipped$' FAKE_MESON=skips
-check "skip on CI" nz '^5 passed, 2 failed, 0 skipped; FAILED: fake / t3 skipped on CI' FAKE_MESON=skips CI=true
-check "allowed skip on CI" 0 '^5 passed, 0 failed, 2 skipped$' FAKE_MESON=skips-allowed CI=true
+check "skip" 0 '^6 passed, 0 failed, 2 skipped$' FAKE_MESON=skips
+check "skip on CI" nz '^6 passed, 2 failed, 0 skipped; FAILED: fake / t3 skipped on CI' FAKE_MESON=skips CI=true
+check "allowed skip on CI" 0 '^6 passed, 0 failed, 2 skipped$' FAKE_MESON=skips-allowed CI=true
 
 echo "scripts/test: $cases cases, $failures failures"
 [ "$failures" -eq 0 ]
