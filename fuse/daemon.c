@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -434,6 +435,18 @@ static int serve(struct rd_daemon *d, int notify_fd)
 				     .chunk = d->opts.dio_chunk,
 				     .window = d->opts.dio_window };
 	struct timespec ts;
+	sigset_t term;
+
+	/* SIGTERM, SIGINT and SIGHUP stop the daemon cleanly, taken only by the loop's
+	 * sigtimedwait() (loop.c). Blocked here, before any thread exists, so that the
+	 * engine's I/O and dio threads inherit the mask: otherwise a signal arriving while the
+	 * loop is not waiting goes to one of them and kills the process (the mount left dead,
+	 * the image not marked clean). One arriving during start-up waits for the loop. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	d->t_start = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
