@@ -67,7 +67,9 @@ static void dio_write_usage(FILE *f)
 "  --json            one JSON object instead of text\n"
 "  -h, --help        this text\n"
 "\n"
-"Exit status: 0 all written, 3 a short write, 1 an error (nothing written), 2 bad usage.\n");
+"Exit status: 0 all written, 3 a short write, 1 an error (nothing written), 2 bad usage.\n"
+"A write that can never fit the mount's memory budget (-o max_held; pin holds the whole\n"
+"write) fails at once with ENOBUFS, and the message says the budget and the need.\n");
 }
 
 static double now_s(void)
@@ -199,6 +201,42 @@ static void *mutate_main(void *arg)
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
 	}
 	return NULL;
+}
+
+/*
+ * Why the daemon refused or ended the write, in words: errno, and for ENOBUFS what the
+ * budget is and what this write would need (from REFDIO_IOC_STATS on the same file).
+ */
+static void explain(int fd, const char *path, const char *what, int err,
+		    const struct refdio_dio_write *io, int strategy)
+{
+	struct refdio_stats st;
+
+	if (err != ENOBUFS) {
+		rd_fail("dio-write", "%s: %s%s%s", path, what, strerror(err),
+			err == ETIMEDOUT ? " (the memory to write from did not answer in time: "
+			"-o source_timeout)" : err == ESHUTDOWN ? " (the daemon is stopping)" : "");
+		return;
+	}
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	if (ioctl(fd, REFDIO_IOC_STATS, &st) || st.version < 2) {
+		rd_fail("dio-write", "%s: %s%s: this write can never fit the mount's memory "
+			"budget (-o max_held)", path, what, strerror(err));
+		return;
+	}
+	if (strategy == RD_DIO_PIN || (strategy < 0 && st.default_strategy ==
+				       REFDIO_STRATEGY_PIN))
+		rd_fail("dio-write", "%s: %s%s: pin holds the whole write at once (%" PRIu64
+			" bytes) and one user may hold %" PRIu64 " bytes of the mount's memory "
+			"budget (-o max_held %" PRIu64 ", max_held_user): it can never fit; "
+			"nothing was written (use refctx, or a smaller write)", path, what,
+			strerror(err), io->len, st.budget_max_user, st.budget_max);
+	else
+		rd_fail("dio-write", "%s: %s%s: one chunk buffer of this write is larger than "
+			"what one user may hold of the mount's memory budget (%" PRIu64 " bytes of "
+			"-o max_held %" PRIu64 "): it can never fit; nothing was written", path,
+			what, strerror(err), st.budget_max_user, st.budget_max);
 }
 
 static int parse_name(const char *what, const char *v, int (*parse)(const char *), int *out)
@@ -337,14 +375,14 @@ int cmd_dio_write(int argc, char **argv)
 	t0 = now_s();
 	if (!async) {
 		if (ioctl(fd, REFDIO_IOC_DIO_WRITE, &io)) {
-			rd_fail("dio-write", "%s: %s", path, strerror(errno));
+			explain(fd, path, "", errno, &io, strategy);
 			goto out_close;
 		}
 		result = io.result;
 		elapsed_ns = io.elapsed_ns;
 	} else {
 		if (ioctl(fd, REFDIO_IOC_DIO_SUBMIT, &io)) {
-			rd_fail("dio-write", "%s: submit: %s", path, strerror(errno));
+			explain(fd, path, "submit: ", errno, &io, strategy);
 			goto out_close;
 		}
 		if (!json)
@@ -361,7 +399,7 @@ int cmd_dio_write(int argc, char **argv)
 			goto out_close;
 		}
 		if (wt.result < 0) {
-			rd_fail("dio-write", "%s: %s", path, strerror((int)-wt.result));
+			explain(fd, path, "", (int)-wt.result, &io, strategy);
 			goto out_close;
 		}
 		result = wt.result;

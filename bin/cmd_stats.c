@@ -43,8 +43,11 @@ static void stats_usage(FILE *f)
 "directory of the mount will do): per strategy, writes and bytes, chunks in flight (now\n"
 "and max), bytes of chunk memory held by writes (now, peak, and the most one write held),\n"
 "inline vs punted submissions, writes cut short because the caller went away or was\n"
-"interrupted, write-latency percentiles; then the daemon's resident memory and the\n"
-"asynchronous writes it still knows (running, or finished with the result not collected).\n"
+"interrupted, write-latency percentiles; then the memory budget (-o max_held: its size,\n"
+"what writes hold now and at peak, how many writes waited for it), the caps on window\n"
+"and chunk, reads of callers' memory that timed out or are stuck, the daemon's pid and\n"
+"resident memory, and the asynchronous writes it still knows (running, or finished with\n"
+"the result not collected). The JSON keys are listed in docs/dio.md.\n"
 "\n"
 "options:\n"
 "  --json      JSON (with --watch, one object per line)\n"
@@ -99,6 +102,22 @@ static void print_text(const char *mnt, const struct refdio_stats *st)
 		       human(x->write_held_peak, e, sizeof(e)), x->short_writes,
 		       x->inline_submits, x->punted_submits, x->callers_gone, x->interrupts, lat);
 	}
+	if (st->version >= 2) {
+		char m[16], h[16], p[16];
+
+		char u[16];
+
+		printf("budget (max_held) %s, a user's %s: held %s, peak %s, writes that waited %"
+		       PRIu64 "; caps: window %u, chunk %s; caller reads stuck %" PRIu64
+		       ", timed out %u; daemon pid %" PRIu64 "\n",
+		       st->budget_max == UINT64_MAX ? "unlimited" :
+		       human(st->budget_max, m, sizeof(m)),
+		       human(st->budget_max_user, u, sizeof(u)),
+		       human(st->budget_held, h, sizeof(h)),
+		       human(st->budget_peak, p, sizeof(p)), st->budget_waits, st->max_window,
+		       human(st->max_chunk, a, sizeof(a)), st->reads_stalled, st->reads_timed_out,
+		       st->daemon_pid);
+	}
 	printf("requests in flight %" PRIu64 ", receive buffers %" PRIu64 " (peak %" PRIu64
 	       "); async writes: %" PRIu64 " running, %" PRIu64 " done and uncollected, %"
 	       PRIu64 " expired\n", st->requests_inflight, st->rbufs_in_use, st->rbufs_peak,
@@ -145,6 +164,18 @@ static void print_json(const char *mnt, const struct refdio_stats *st, bool pret
 	add_u64(o, "async_running", st->async_running);
 	add_u64(o, "async_done", st->async_done);
 	add_u64(o, "async_expired", st->async_expired);
+	if (st->version >= 2) {
+		add_u64(o, "pid", st->daemon_pid);
+		add_u64(o, "budget_max", st->budget_max);
+		add_u64(o, "budget_max_user", st->budget_max_user);
+		add_u64(o, "budget_held", st->budget_held);
+		add_u64(o, "budget_peak", st->budget_peak);
+		add_u64(o, "budget_waits", st->budget_waits);
+		add_u64(o, "max_window", st->max_window);
+		add_u64(o, "max_chunk", st->max_chunk);
+		add_u64(o, "reads_stalled", st->reads_stalled);
+		add_u64(o, "reads_timed_out", st->reads_timed_out);
+	}
 	for (uint32_t s = 0; s < st->nr_strategies && s < REFDIO_STATS_MAX_STRATEGIES; s++) {
 		const struct refdio_strategy_stats *x = &st->strategy[s];
 		json_object *j = json_object_new_object();

@@ -119,9 +119,13 @@ static int batch_read(struct rd_fs *fs, struct read_batch *b, const struct rd_ex
 		if (j == b->nr) {
 			size_t bytes = (size_t)e->region_sectors << RD_SECTOR_SHIFT;
 			uint64_t s = rd_extent_start(e) << RD_SECTOR_SHIFT;
-			char *dst = ubuf + (s - uoff);
+			/* dst is formed only inside the caller's buffer: pointer arithmetic
+			 * that leaves it is undefined even if never dereferenced. */
 			bool direct = !e->region_offset && e->size == e->region_sectors &&
-				      s >= lo && s + bytes <= hi && !((uintptr_t)dst % 4096);
+				      s >= lo && s >= uoff && s + bytes <= hi;
+			char *dst = direct ? ubuf + (s - uoff) : NULL;
+
+			direct = direct && !((uintptr_t)dst % 4096);
 
 			if (!direct && i && budget + bytes > RD_DATA_READ_BUDGET)
 				break;	/* the rest waits for the next batch */

@@ -4,6 +4,8 @@
  * Owns: struct rd_dio_write from rd_dio_submit() to its free, every chunk of it, the order
  * in which chunks are committed, the one place the result is decided (dio_result), and the
  * worker threads that continue writes (commits, flushes, completions may block there).
+ * Chunk buffers and the memory budget are dio_budget.c's; this file reserves before it
+ * allocates and gives back what it freed.
  *
  * Must never: call sink->commit() out of file order or past the stop position, let one
  * write hold more than its window of chunk buffers, touch a source after its put, call
@@ -39,10 +41,22 @@
  *     queued once (queued) with a new active reference.
  *   - rd_dio_cancel() only lowers stop_pos under w->lock and kicks.
  *
- * Stop position: the first failure (source gone or faulting, sink error, commit error,
- * cancel) lowers stop_pos to the failing chunk's start. Chunks before stop_pos go on and
- * commit, in order; chunks at or after it are aborted as soon as their I/O is done. So the
- * committed bytes are always a prefix [0, committed) on a chunk boundary.
+ * Stop position: the first failure (source gone, faulting or timed out, sink error, commit
+ * error, cancel) lowers stop_pos to the failing chunk's start. Chunks before stop_pos go on
+ * and commit, in order; chunks at or after it are aborted as soon as their I/O is done, and
+ * their reads still in flight are cancelled (the source abandons them: a stalled caller is
+ * never waited for). So the committed bytes are always a prefix [0, committed) on a chunk
+ * boundary.
+ *
+ * Cost: the pumper never searches the chunk list. `hand` points at the first chunk not yet
+ * handed to the sink, `doomed` lists chunks past stop_pos whose I/O is over, `to_cancel`
+ * reads past it still in flight; callbacks and dio_stop_locked keep them (each chunk is
+ * visited a bounded number of times), so a write of n chunks costs O(n), pin included.
+ *
+ * Memory: a write reserves from the budget before a chunk gets a new buffer (pin: all its
+ * buffers at once, before its first read); when the budget is in use the write waits in
+ * the budget's FIFO queue, a state, woken through d->wake by a worker. A write that can
+ * never fit fails in rd_dio_submit with -ENOBUFS.
  */
 #include <assert.h>
 #include <errno.h>
@@ -51,10 +65,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "dio.h"
+#include "dio_budget.h"
 #include "dio_int.h"
 
 #define container_of(ptr, type, member) \
@@ -65,8 +79,6 @@
 #define DIO_UNBOUNDED	UINT_MAX
 #define DIO_CHUNK_MAX	(1ul << 30)
 #define DIO_MAX_THREADS	512		/* workers, including those of sync steps */
-#define DIO_BUF_MIN_SHIFT 12		/* chunk buffers come in powers of two from 4 KiB */
-#define DIO_BUF_CLASSES	(64 - DIO_BUF_MIN_SHIFT)
 
 struct rd_dio_write;
 
@@ -115,10 +127,16 @@ enum dio_chunk_state {
 struct dio_chunk {
 	struct rd_dio_write	*w;
 	struct dio_chunk	*prev, *next;	/* the write's live chunks, in file order */
+	struct dio_chunk	*dnext;		/* in w->doomed */
+	struct dio_chunk	*cnext;		/* in w->to_cancel */
 	uint64_t		pos;		/* offset inside the write */
 	size_t			len;
-	void			*buf;		/* owned chunk buffer, w->buf_cap bytes; NULL if lent */
-	size_t			held;		/* bytes this chunk counts as held */
+	void			*buf;		/* chunk buffer, w->buf_cap bytes; NULL if lent */
+	size_t			held;		/* bytes this chunk counts as held (statistics) */
+	bool			owns;		/* counts w->buf_cap in w->owned (a budget buffer) */
+	bool			buf_lost;	/* the source took buf (an abandoned read) */
+	bool			doomed;		/* in w->doomed: past stop, I/O over */
+	bool			cancel_sent;	/* was put in w->to_cancel */
 	enum dio_chunk_state	state;
 	long			res;
 	struct rd_dio_src_read	rd;
@@ -138,11 +156,13 @@ struct rd_dio_write {
 	unsigned		sid;		/* enum rd_dio_strategy */
 	struct rd_dio_sink	*sink;
 	struct rd_dio_source	*src;
+	bool			lent;		/* zero-copy source: no chunk buffers */
 	uint64_t		off, len;
 	size_t			chunk;
 	size_t			buf_cap;	/* a chunk buffer's real size (its size class) */
 	unsigned		window;
 	uint64_t		held_limit;	/* window * chunk, or unbounded */
+	uint64_t		pin_need;	/* pin: every chunk's buffer, reserved at once */
 	bool			dsync;
 	void			(*done)(void *priv, long res);
 	void			*priv;
@@ -155,6 +175,9 @@ struct rd_dio_write {
 	pthread_cond_t		cond;		/* dio_step_sync waits here for callbacks */
 	/* Everything below is under lock. */
 	struct dio_chunk	*head, *tail;
+	struct dio_chunk	*hand;		/* first chunk not yet handed to the sink */
+	struct dio_chunk	*doomed;	/* past stop_pos with their I/O over: to discard */
+	struct dio_chunk	*to_cancel;	/* reads past stop_pos still in flight */
 	unsigned		nchunks;
 	unsigned		reading;	/* chunks in CH_READING */
 	uint64_t		next_pos;	/* where the next chunk starts */
@@ -169,7 +192,13 @@ struct rd_dio_write {
 	bool			completing;	/* queued for completion only (active == 0) */
 	void			*spare;		/* one chunk buffer kept for the next chunk */
 	uint64_t		held, held_peak;
+	/* The budget: reserved >= owned (buffers of chunks and the spare); pin reserves all
+	 * of pin_need at once, the others one buffer at a time. */
+	uint64_t		reserved, owned;
+	struct dio_budget_waiter bw;		/* under the budget's lock */
 	struct rd_dio_write	*q_next;	/* under d->lock */
+	struct rd_dio_write	*wake_next;	/* under d->lock */
+	bool			wake_pending;	/* in d->wake (holds a count ref); d->lock */
 };
 
 struct rd_dio {
@@ -178,14 +207,13 @@ struct rd_dio {
 	pthread_cond_t		work_cond;	/* work queued, or stopping */
 	pthread_cond_t		idle_cond;	/* live reached 0 */
 	struct rd_dio_write	*q_head, *q_tail;
+	struct rd_dio_write	*wake_head, *wake_tail;	/* budget waiters to kick */
 	bool			stopping;
 	uint64_t		live;		/* writes not yet freed */
 	pthread_t		*threads;	/* DIO_MAX_THREADS slots */
 	unsigned		nthreads;	/* started (under lock once running) */
 	unsigned		in_sync;	/* workers inside a sync step (lock) */
-	void			*pool[DIO_BUF_CLASSES];	/* free buffers, linked through
-								 * their first word */
-	uint64_t		pool_bytes, pool_max;
+	struct dio_budget	budget;
 	struct dio_stats	stats[RD_DIO_NR_STRATEGIES];
 };
 
@@ -197,69 +225,6 @@ static uint64_t dio_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- chunk buffers -------------------------------------------------------------------- */
-
-/*
- * Chunk buffers are their own mappings, in power-of-two size classes, kept for reuse up to
- * pool_max bytes in all (fresh memory costs a page fault per 4 KiB). They are marked
- * MADV_DONTFORK: a fork of the daemon (a helper, a test's child) must neither share them
- * copy-on-write while I/O fills them (the old fork-vs-O_DIRECT hazard) nor leave the daemon
- * a copy fault per page afterwards. Page aligned, hence fit for O_DIRECT.
- */
-static size_t dio_buf_cap(size_t len)
-{
-	unsigned shift = DIO_BUF_MIN_SHIFT;
-
-	while (((size_t)1 << shift) < len)
-		shift++;
-	return (size_t)1 << shift;
-}
-
-static unsigned dio_buf_class(size_t cap)
-{
-	return (unsigned)__builtin_ctzll(cap) - DIO_BUF_MIN_SHIFT;
-}
-
-static void *dio_buf_get(struct rd_dio *d, size_t cap)
-{
-	unsigned cl = dio_buf_class(cap);
-	void *buf;
-
-	pthread_mutex_lock(&d->lock);
-	buf = d->pool[cl];
-	if (buf) {
-		d->pool[cl] = *(void **)buf;
-		d->pool_bytes -= cap;
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (buf)
-		return buf;
-
-	buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
-		return NULL;
-	(void)madvise(buf, cap, MADV_DONTFORK);	/* best effort */
-	return buf;
-}
-
-static void dio_buf_put(struct rd_dio *d, void *buf, size_t cap)
-{
-	unsigned cl = dio_buf_class(cap);
-
-	if (!buf)
-		return;
-	pthread_mutex_lock(&d->lock);
-	if (d->pool_bytes + cap <= d->pool_max) {
-		*(void **)buf = d->pool[cl];
-		d->pool[cl] = buf;
-		d->pool_bytes += cap;
-		buf = NULL;
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (buf)
-		munmap(buf, cap);
 }
 
 /* ---- the worker queue ----------------------------------------------------------------- */
@@ -295,6 +260,31 @@ static bool dio_kick_locked(struct rd_dio_write *w)
 	w->queued = true;
 	atomic_fetch_add_explicit(&w->active, 1, memory_order_relaxed);
 	return true;
+}
+
+/*
+ * The budget's wake (under its lock): the head waiter may reserve now. A queued waiter is
+ * alive (it leaves the queue before its submission reference goes), so a count reference is
+ * safe to take; a worker kicks the write later, holding no other write's lock.
+ */
+static void dio_budget_wake(struct dio_budget_waiter *wt, void *priv)
+{
+	struct rd_dio *d = priv;
+	struct rd_dio_write *w = container_of(wt, struct rd_dio_write, bw);
+
+	pthread_mutex_lock(&d->lock);
+	if (!w->wake_pending) {
+		w->wake_pending = true;
+		rd_dio_write_get(w);
+		w->wake_next = NULL;
+		if (d->wake_tail)
+			d->wake_tail->wake_next = w;
+		else
+			d->wake_head = w;
+		d->wake_tail = w;
+		pthread_cond_signal(&d->work_cond);
+	}
+	pthread_mutex_unlock(&d->lock);
 }
 
 /* ---- completion ----------------------------------------------------------------------- */
@@ -363,7 +353,7 @@ static void dio_complete(struct rd_dio_write *w)
 	long res;
 
 	assert(dio_in_worker);
-	assert(w->issue_done && !w->nchunks && !w->queued);
+	assert(w->issue_done && !w->nchunks && !w->queued && !w->bw.queued);
 	assert(w->committed <= w->stop_pos);
 
 	if (w->dsync && w->committed) {
@@ -376,12 +366,16 @@ static void dio_complete(struct rd_dio_write *w)
 	w->src->ops->put(w->src);	/* the grab taken by the source's constructor */
 	w->src = NULL;
 	if (w->spare) {
-		dio_buf_put(w->d, w->spare, w->buf_cap);
-		w->spare = NULL;
 		dio_stat_chunk(st, 0, -(int64_t)w->buf_cap);
 		w->held -= w->buf_cap;
+		dio_budget_free(&w->d->budget, &w->bw, w->spare, w->buf_cap);
+		w->spare = NULL;
+		w->owned -= w->buf_cap;
+		w->reserved -= w->buf_cap;
 	}
-	assert(!w->held);
+	assert(!w->held && !w->owned);
+	dio_budget_unreserve(&w->d->budget, &w->bw, w->reserved);	/* pin: never issued */
+	w->reserved = 0;
 
 	if (w->stop_why == STOP_GONE && w->committed < w->len)
 		atomic_fetch_add_explicit(&st->callers_gone, 1, memory_order_relaxed);
@@ -416,13 +410,51 @@ static void dio_active_put(struct rd_dio_write *w, bool may_complete)
 
 /* ---- the stop position ---------------------------------------------------------------- */
 
-static void dio_stop_locked(struct rd_dio_write *w, uint64_t pos, enum dio_stop why, int err)
+/* Under w->lock: c is past stop_pos with its I/O over: onto the discard list, once. */
+static void dio_doom_locked(struct rd_dio_write *w, struct dio_chunk *c)
 {
-	if (pos >= w->stop_pos)
+	if (c->doomed)
 		return;
+	c->doomed = true;
+	c->dnext = w->doomed;
+	w->doomed = c;
+}
+
+/* Under w->lock: a read past stop_pos still in flight; the pumper asks the source to end
+ * it (the write will never use it). */
+static void dio_cancel_read_locked(struct rd_dio_write *w, struct dio_chunk *c)
+{
+	if (c->cancel_sent || !w->src->ops->cancel)
+		return;
+	c->cancel_sent = true;
+	c->cnext = w->to_cancel;
+	w->to_cancel = c;
+}
+
+/*
+ * Lowers stop_pos to pos, the start of chunk from (NULL when pos is next_pos: no chunk
+ * there yet). The chunks from `from` up to the old stop position are visited once, here:
+ * those with their I/O over are doomed, reads in flight are marked for cancelling, the rest
+ * are doomed by their callbacks (which see pos >= stop_pos). Chunks at or after the old stop
+ * were handled when it was set, so over a write's life each chunk is visited at most once.
+ */
+static void dio_stop_locked(struct rd_dio_write *w, uint64_t pos, enum dio_stop why, int err,
+			    struct dio_chunk *from)
+{
+	uint64_t old = w->stop_pos;
+
+	if (pos >= old)
+		return;
+	assert(!from || from->pos == pos);
 	w->stop_pos = pos;
 	w->stop_why = why;
 	w->stop_err = err;
+	for (struct dio_chunk *c = from; c && c->pos < old; c = c->next) {
+		if (c->state == CH_READ || c->state == CH_WRITTEN)
+			dio_doom_locked(w, c);
+		else if (c->state == CH_READING)
+			dio_cancel_read_locked(w, c);
+	}
 }
 
 /* A finished chunk's failure, if any, fixes the stop position at its start. */
@@ -432,13 +464,13 @@ static void dio_chunk_check_locked(struct rd_dio_write *w, struct dio_chunk *c)
 		return;
 	if (c->state == CH_READ) {
 		if (c->res == 0)
-			dio_stop_locked(w, c->pos, STOP_GONE, 0);
+			dio_stop_locked(w, c->pos, STOP_GONE, 0, c);
 		else if (c->res > 0)	/* the readable range ended inside the chunk */
-			dio_stop_locked(w, c->pos, STOP_ERROR, -EFAULT);
+			dio_stop_locked(w, c->pos, STOP_ERROR, -EFAULT, c);
 		else
-			dio_stop_locked(w, c->pos, STOP_ERROR, (int)c->res);
+			dio_stop_locked(w, c->pos, STOP_ERROR, (int)c->res, c);
 	} else if (c->state == CH_WRITTEN) {
-		dio_stop_locked(w, c->pos, STOP_ERROR, c->res < 0 ? (int)c->res : -EIO);
+		dio_stop_locked(w, c->pos, STOP_ERROR, c->res < 0 ? (int)c->res : -EIO, c);
 	}
 }
 
@@ -452,9 +484,15 @@ static void dio_read_done(struct rd_dio_src_read *rd, long res)
 
 	pthread_mutex_lock(&w->lock);
 	assert(c->state == CH_READING);
+	assert(!rd->buf_taken || res < 0);
+	if (rd->buf_taken)
+		c->buf_lost = true;
 	c->res = res;
 	c->state = CH_READ;
 	w->reading--;
+	dio_chunk_check_locked(w, c);
+	if (c->pos >= w->stop_pos)
+		dio_doom_locked(w, c);
 	push = dio_kick_locked(w);
 	pthread_mutex_unlock(&w->lock);
 	/* From here on only the queue reference (if any) keeps w alive. */
@@ -472,6 +510,9 @@ static void dio_sink_end_io(struct rd_dio_sink_req *req, long res)
 	assert(c->state == CH_WRITING);
 	c->res = res;
 	c->state = CH_WRITTEN;
+	dio_chunk_check_locked(w, c);
+	if (c->pos >= w->stop_pos)
+		dio_doom_locked(w, c);
 	push = dio_kick_locked(w);
 	pthread_mutex_unlock(&w->lock);
 	if (push)
@@ -483,6 +524,7 @@ static void dio_sink_end_io(struct rd_dio_sink_req *req, long res)
 enum dio_action {
 	ACT_NONE,
 	ACT_DISCARD,	/* a chunk at/after stop_pos whose I/O is over: abort, release */
+	ACT_CANCEL,	/* a read at/after stop_pos in flight: ask the source to end it */
 	ACT_COMMIT,	/* the head chunk is written: make its extent visible */
 	ACT_WRITE,	/* a read chunk: hand it to the sink */
 	ACT_ISSUE,	/* room in the window: create the next chunk and read it */
@@ -497,26 +539,42 @@ static bool dio_can_write_locked(const struct rd_dio_write *w, bool may_block)
 }
 
 /*
- * Under w->lock: the next thing the pumper can do. may_block: a worker (commits, aborts);
- * else the submitting thread, which only starts reads and writes. budget: chunks it may
- * still create.
+ * Under w->lock: whether the next chunk has a buffer to go to: lent bytes, the spare, room
+ * in what the write reserved, or a new reservation. A reservation that does not fit queues
+ * the write in the budget (it is woken when it may try again) and says no.
+ */
+static bool dio_room_locked(struct rd_dio_write *w)
+{
+	uint64_t need;
+
+	if (w->lent || w->spare || w->reserved - w->owned >= w->buf_cap)
+		return true;
+	need = w->strat->read_all_first ? w->pin_need - w->reserved : w->buf_cap;
+	if (!dio_budget_reserve(&w->d->budget, &w->bw, need))
+		return false;
+	w->reserved += need;
+	return true;
+}
+
+/*
+ * Under w->lock: the next thing the pumper can do, in O(1): the lists and the hand pointer
+ * say where to look, nothing is searched. may_block: a worker (commits, aborts); else the
+ * submitting thread, which only starts reads and writes. budget: chunks it may still create.
  */
 static enum dio_action dio_next_locked(struct rd_dio_write *w, bool may_block,
 				       unsigned budget, struct dio_chunk **cp)
 {
 	struct dio_chunk *c;
 
-	for (c = w->head; c; c = c->next)
-		dio_chunk_check_locked(w, c);
-
-	for (c = w->head; c; c = c->next) {
-		if (c->pos < w->stop_pos)
-			continue;
-		if (c->state == CH_READ ||
-		    (c->state == CH_WRITTEN && (may_block || c->res != (long)c->len))) {
-			*cp = c;
-			return ACT_DISCARD;
-		}
+	/* Cancels first: then a doomed chunk is never still waiting in to_cancel. */
+	if (w->to_cancel) {
+		*cp = w->to_cancel;
+		return ACT_CANCEL;
+	}
+	c = w->doomed;
+	if (c && (may_block || c->state != CH_WRITTEN || c->res != (long)c->len)) {
+		*cp = c;	/* a written chunk needs an abort: a worker's job */
+		return ACT_DISCARD;
 	}
 
 	c = w->head;
@@ -527,18 +585,13 @@ static enum dio_action dio_next_locked(struct rd_dio_write *w, bool may_block,
 
 	/* The sink gets chunks in file order: the first chunk not yet handed to it goes
 	 * next, once its read is done (a sink may then lock ranges in ascending order). */
-	if (dio_can_write_locked(w, may_block)) {
-		for (c = w->head; c; c = c->next) {
-			if (c->state == CH_READING)
-				break;
-			if (c->state == CH_READ && c->pos < w->stop_pos) {
-				*cp = c;
-				return ACT_WRITE;
-			}
-		}
+	c = w->hand;
+	if (c && c->state == CH_READ && c->pos < w->stop_pos && dio_can_write_locked(w, may_block)) {
+		*cp = c;
+		return ACT_WRITE;
 	}
 
-	if (!w->issue_done && w->nchunks < w->window && budget)
+	if (!w->issue_done && w->nchunks < w->window && budget && dio_room_locked(w))
 		return ACT_ISSUE;
 	return ACT_NONE;
 }
@@ -551,6 +604,7 @@ static void dio_chunk_release_locked(struct rd_dio_write *w, struct dio_chunk *c
 	int64_t freed = (int64_t)c->held;
 	unsigned old;
 
+	assert(!c->doomed && !c->cancel_sent);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -559,18 +613,27 @@ static void dio_chunk_release_locked(struct rd_dio_write *w, struct dio_chunk *c
 		c->next->prev = c->prev;
 	else
 		w->tail = c->prev;
+	if (w->hand == c)
+		w->hand = c->next;
 	w->nchunks--;
 
-	if (c->buf) {
-		if (!w->spare) {
-			w->spare = c->buf;	/* stays held: the next chunk reuses it */
-			freed = 0;
-		} else {
-			dio_buf_put(w->d, c->buf, w->buf_cap);
-		}
-	}
+	/* The figures first, the budget after: held never shows more than the budget. */
+	if (c->owns && c->buf && !c->buf_lost && !w->spare)
+		freed = 0;	/* its buffer stays held: the next chunk reuses it */
 	w->held -= (uint64_t)freed;
 	dio_stat_chunk(st, -1, -freed);
+	if (c->owns) {
+		if (c->buf && !c->buf_lost && !w->spare) {
+			w->spare = c->buf;
+		} else {
+			if (c->buf && !c->buf_lost)
+				dio_budget_free(&w->d->budget, &w->bw, c->buf, w->buf_cap);
+			else	/* never allocated, or the source took it */
+				dio_budget_unreserve(&w->d->budget, &w->bw, w->buf_cap);
+			w->owned -= w->buf_cap;
+			w->reserved -= w->buf_cap;
+		}
+	}
 	free(c);
 
 	old = atomic_fetch_sub_explicit(&w->active, 1, memory_order_acq_rel);
@@ -582,6 +645,9 @@ static void dio_discard_locked(struct rd_dio_write *w, struct dio_chunk *c)
 {
 	bool written = c->state == CH_WRITTEN && c->res == (long)c->len;
 
+	assert(w->doomed == c && !w->to_cancel);
+	w->doomed = c->dnext;
+	c->doomed = false;
 	c->state = CH_BUSY;
 	if (written) {
 		pthread_mutex_unlock(&w->lock);
@@ -589,6 +655,18 @@ static void dio_discard_locked(struct rd_dio_write *w, struct dio_chunk *c)
 		pthread_mutex_lock(&w->lock);
 	}
 	dio_chunk_release_locked(w, c);
+}
+
+/* The source ends a read the write no longer needs. c stays in the list (CH_READING or, if
+ * the read ended meanwhile, doomed): only the pumper releases chunks. */
+static void dio_cancel_locked(struct rd_dio_write *w, struct dio_chunk *c)
+{
+	assert(w->to_cancel == c);
+	w->to_cancel = c->cnext;
+	c->cancel_sent = false;
+	pthread_mutex_unlock(&w->lock);
+	w->src->ops->cancel(w->src, &c->rd);
+	pthread_mutex_lock(&w->lock);
 }
 
 static void dio_commit_locked(struct rd_dio_write *w, struct dio_chunk *c)
@@ -602,7 +680,7 @@ static void dio_commit_locked(struct rd_dio_write *w, struct dio_chunk *c)
 	err = w->sink->ops->commit(w->sink, &c->sreq);
 	pthread_mutex_lock(&w->lock);
 	if (err) {
-		dio_stop_locked(w, c->pos, STOP_ERROR, err < 0 ? err : -EIO);
+		dio_stop_locked(w, c->pos, STOP_ERROR, err < 0 ? err : -EIO, c);
 	} else {
 		w->committed += c->len;
 		dio_stat_commit(&w->d->stats[w->sid], c->len);
@@ -612,6 +690,8 @@ static void dio_commit_locked(struct rd_dio_write *w, struct dio_chunk *c)
 
 static void dio_write_chunk_locked(struct rd_dio_write *w, struct dio_chunk *c)
 {
+	assert(c == w->hand);
+	w->hand = c->next;
 	c->state = CH_WRITING;
 	c->sreq.off = w->off + c->pos;
 	c->sreq.data = c->rd.data;
@@ -639,17 +719,17 @@ static size_t dio_chunk_len(const struct rd_dio_write *w, uint64_t pos)
 	return (size_t)n;
 }
 
-/* Creates the chunk at next_pos (it takes an active reference) and starts its read. */
+/* Creates the chunk at next_pos (it takes an active reference) and starts its read. The
+ * buffer was made room for by dio_room_locked. */
 static void dio_issue_locked(struct rd_dio_write *w)
 {
 	struct dio_stats *st = &w->d->stats[w->sid];
-	bool lent = w->src->flags & RD_DIO_SRC_ZERO_COPY;
 	struct dio_chunk *c;
 	int64_t added;
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		dio_stop_locked(w, w->next_pos, STOP_ERROR, -ENOMEM);
+		dio_stop_locked(w, w->next_pos, STOP_ERROR, -ENOMEM, NULL);
 		return;
 	}
 	c->w = w;
@@ -662,19 +742,26 @@ static void dio_issue_locked(struct rd_dio_write *w)
 	else
 		w->head = c;
 	w->tail = c;
+	if (!w->hand)
+		w->hand = c;
 	w->nchunks++;
 	w->reading++;
 	w->next_pos += c->len;
 	atomic_fetch_add_explicit(&w->active, 1, memory_order_relaxed);
 
 	/* Memory: a lent chunk pins len bytes of the source; an owned one a whole buffer. */
-	if (lent) {
+	if (w->lent) {
 		c->held = c->len;
 		added = (int64_t)c->len;
 	} else {
 		c->held = w->buf_cap;
+		c->owns = true;
 		c->buf = w->spare;
 		added = w->spare ? 0 : (int64_t)w->buf_cap;
+		if (!w->spare) {
+			assert(w->reserved - w->owned >= w->buf_cap);
+			w->owned += w->buf_cap;
+		}
 		w->spare = NULL;
 	}
 	w->held += (uint64_t)added;
@@ -682,16 +769,18 @@ static void dio_issue_locked(struct rd_dio_write *w)
 		w->held_peak = w->held;
 	/* The window bound: never more than `window` chunks' worth of memory per write. */
 	assert(w->held <= w->held_limit);
+	assert(w->owned <= w->reserved);
 	dio_stat_chunk(st, 1, added);
 
 	c->rd.pos = c->pos;
 	c->rd.len = c->len;
 	c->rd.done = dio_read_done;
 	pthread_mutex_unlock(&w->lock);
-	if (!lent && !c->buf)
-		c->buf = dio_buf_get(w->d, w->buf_cap);
+	if (c->owns && !c->buf)
+		c->buf = dio_budget_buf_get(&w->d->budget, w->buf_cap);
 	c->rd.buf = c->buf;
-	if (!lent && !c->buf)
+	c->rd.buf_cap = c->buf ? w->buf_cap : 0;
+	if (c->owns && !c->buf)
 		dio_read_done(&c->rd, -ENOMEM);
 	else
 		w->src->ops->read(w->src, &c->rd);
@@ -700,7 +789,8 @@ static void dio_issue_locked(struct rd_dio_write *w)
 
 /*
  * The pumper's loop, under w->lock with w->pumping owned: act until nothing can be done.
- * Returns the number of chunks created.
+ * Every step is O(1) (dio_next_locked), so a write of n chunks costs O(n) in all, whatever
+ * its window. Returns the number of chunks created.
  */
 static unsigned dio_run_locked(struct rd_dio_write *w, bool may_block, unsigned budget)
 {
@@ -719,6 +809,9 @@ static unsigned dio_run_locked(struct rd_dio_write *w, bool may_block, unsigned 
 		case ACT_DISCARD:
 			dio_discard_locked(w, c);
 			break;
+		case ACT_CANCEL:
+			dio_cancel_locked(w, c);
+			break;
 		case ACT_COMMIT:
 			dio_commit_locked(w, c);
 			break;
@@ -732,8 +825,11 @@ static unsigned dio_run_locked(struct rd_dio_write *w, bool may_block, unsigned 
 			break;
 		}
 		if (!w->issue_done && w->next_pos >= w->stop_pos) {
-			/* No chunk will ever be created again: the submission reference goes. */
+			/* No chunk will ever be created again: the submission reference goes,
+			 * and so does any wait for the budget (before it: a queued waiter must
+			 * stay alive, see dio_budget_wake). */
 			w->issue_done = true;
+			dio_budget_leave(&w->d->budget, &w->bw);
 			unsigned old = atomic_fetch_sub_explicit(&w->active, 1,
 								  memory_order_acq_rel);
 			assert(old > 1);
@@ -813,6 +909,20 @@ static void dio_sync_exit(struct rd_dio *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* A budget waiter was told it may reserve: look at it again (no other lock held). */
+static void dio_wake_one(struct rd_dio_write *w)
+{
+	bool push = false;
+
+	pthread_mutex_lock(&w->lock);
+	if (!w->issue_done || w->nchunks)	/* activity alive: a kick may take a ref */
+		push = dio_kick_locked(w);
+	pthread_mutex_unlock(&w->lock);
+	if (push)
+		dio_push(w->d, w);
+	rd_dio_write_put(w);	/* the reference dio_budget_wake took */
+}
+
 static void *dio_worker(void *arg)
 {
 	struct rd_dio *d = arg;
@@ -822,8 +932,19 @@ static void *dio_worker(void *arg)
 	for (;;) {
 		struct rd_dio_write *w;
 
-		while (!d->q_head && !d->stopping)
+		while (!d->q_head && !d->wake_head && !d->stopping)
 			pthread_cond_wait(&d->work_cond, &d->lock);
+		if (d->wake_head) {
+			w = d->wake_head;
+			d->wake_head = w->wake_next;
+			if (!d->wake_head)
+				d->wake_tail = NULL;
+			w->wake_pending = false;
+			pthread_mutex_unlock(&d->lock);
+			dio_wake_one(w);
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
 		w = d->q_head;
 		if (!w)
 			break;
@@ -904,15 +1025,23 @@ int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out)
 		d->opts.inline_chunks = 8;
 	if (!d->opts.pool_bufs)
 		d->opts.pool_bufs = 32;
+	if (!d->opts.max_held)
+		d->opts.max_held = UINT64_MAX;
 	if (d->opts.workers > 256 || d->opts.window > 65536 || d->opts.chunk > DIO_CHUNK_MAX) {
 		ret = -EINVAL;
 		goto err_free;
 	}
 
-	d->pool_max = (uint64_t)d->opts.pool_bufs * d->opts.chunk;
 	d->threads = calloc(DIO_MAX_THREADS, sizeof(*d->threads));
 	if (!d->threads)
 		goto err_free;
+	/* Free buffers kept for reuse count against the budget: at most a quarter of it. */
+	if (!d->opts.max_held_owner || d->opts.max_held_owner > d->opts.max_held)
+		d->opts.max_held_owner = d->opts.max_held;
+	dio_budget_init(&d->budget, d->opts.max_held, d->opts.max_held_owner,
+			(uint64_t)d->opts.pool_bufs * dio_buf_cap(d->opts.chunk) <
+			d->opts.max_held / 4 ? (uint64_t)d->opts.pool_bufs *
+			dio_buf_cap(d->opts.chunk) : d->opts.max_held / 4, dio_budget_wake, d);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->work_cond, NULL);
 	pthread_cond_init(&d->idle_cond, NULL);
@@ -949,14 +1078,8 @@ void rd_dio_destroy(struct rd_dio *d)
 	pthread_mutex_unlock(&d->lock);
 	for (unsigned i = 0; i < d->nthreads; i++)
 		pthread_join(d->threads[i], NULL);
-	for (unsigned cl = 0; cl < DIO_BUF_CLASSES; cl++) {
-		while (d->pool[cl]) {
-			void *buf = d->pool[cl];
-
-			d->pool[cl] = *(void **)buf;
-			munmap(buf, (size_t)1 << (cl + DIO_BUF_MIN_SHIFT));
-		}
-	}
+	assert(!d->wake_head);
+	dio_budget_destroy(&d->budget);
 	pthread_cond_destroy(&d->idle_cond);
 	pthread_cond_destroy(&d->work_cond);
 	pthread_mutex_destroy(&d->lock);
@@ -971,7 +1094,8 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 	struct rd_dio_write *w;
 	struct dio_chunk *c;
 	struct dio_stats *st;
-	bool inline_issue, push = false;
+	bool inline_issue, lent, push = false;
+	uint64_t pin_need = 0;
 	unsigned issued;
 	size_t chunk;
 	int ret;
@@ -992,6 +1116,28 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 	ret = -EFBIG;
 	if (a->off > INT64_MAX || src->len > INT64_MAX - a->off)
 		goto err_src;
+	/* What it can never get: one chunk buffer, or (pin) all of them at once. */
+	ret = -ENOBUFS;
+	lent = src->flags & RD_DIO_SRC_ZERO_COPY;
+	if (!lent && src->len) {
+		uint64_t nchunks, cap = dio_buf_cap(chunk);
+
+		if (sink->flags & RD_DIO_SINK_ALIGN_CHUNKS) {
+			uint64_t first = chunk - a->off % chunk;
+
+			nchunks = first >= src->len ? 1 :
+				  1 + (src->len - first + chunk - 1) / chunk;
+		} else {
+			nchunks = (src->len + chunk - 1) / chunk;
+		}
+		if (cap > d->opts.max_held_owner)
+			goto err_src;
+		if (strat->read_all_first) {
+			if (nchunks > d->opts.max_held_owner / cap)
+				goto err_src;
+			pin_need = nchunks * cap;
+		}
+	}
 	ret = -ENOMEM;
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -1002,6 +1148,9 @@ int rd_dio_submit(struct rd_dio *d, struct rd_dio_sink *sink, struct rd_dio_sour
 	w->sid = a->strategy;
 	w->sink = sink;
 	w->src = src;
+	w->lent = lent;
+	w->bw.owner = a->owner;
+	w->pin_need = pin_need;
 	w->off = a->off;
 	w->len = src->len;
 	w->chunk = chunk;
@@ -1064,16 +1213,10 @@ void rd_dio_cancel(struct rd_dio_write *w)
 	pthread_mutex_lock(&w->lock);
 	/* Activity is alive iff issue is not done or chunks remain (see the lifetime rules). */
 	if (!w->issue_done || w->nchunks) {
-		uint64_t pos = w->next_pos;
-
-		/* The boundary: the first chunk not yet handed to the sink. */
-		for (struct dio_chunk *c = w->head; c; c = c->next) {
-			if (c->state == CH_READING || c->state == CH_READ) {
-				pos = c->pos;
-				break;
-			}
-		}
-		dio_stop_locked(w, pos, STOP_CANCEL, -EINTR);
+		/* The boundary: the first chunk not yet handed to the sink. Its read, and
+		 * every later one, is cancelled by the pumper: nothing waits for a caller. */
+		dio_stop_locked(w, w->hand ? w->hand->pos : w->next_pos, STOP_CANCEL, -EINTR,
+				w->hand);
 		push = dio_kick_locked(w);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -1142,4 +1285,18 @@ void rd_dio_stats_reset(struct rd_dio *d)
 {
 	for (unsigned i = 0; i < RD_DIO_NR_STRATEGIES; i++)
 		dio_stat_reset(&d->stats[i]);
+	dio_budget_reset(&d->budget);
+}
+
+void rd_dio_budget_stats(struct rd_dio *d, struct rd_dio_budget_stats *out)
+{
+	struct dio_budget_stats bs;
+
+	dio_budget_read(&d->budget, &bs);
+	out->max = bs.max;
+	out->held = bs.reserved;
+	out->peak = bs.reserved_peak;
+	out->cached = bs.pooled;
+	out->waited = bs.waits;
+	out->waiting = bs.waiting;
 }

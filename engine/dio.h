@@ -31,8 +31,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "io.h"
-
 struct rd_dio;
 struct rd_dio_write;
 
@@ -128,18 +126,34 @@ struct rd_dio_src_read {
 	void		*buf;		/* the chunk buffer (NULL for zero-copy sources) */
 	const void	*data;		/* set by read(): where the bytes are (buf, or lent:
 					 * then valid and unchanged until the source's put) */
+	size_t		buf_cap;	/* buf is a private mapping of buf_cap bytes */
 	/*
 	 * Called exactly once, from inside read() or later from any thread (never blocking):
 	 * len when all was read; 0 when the caller is gone (get-if-alive failed); -EFAULT
-	 * when the range is not readable; else a negative error.
+	 * when the range is not readable; fewer than len when it stops being readable inside
+	 * the chunk; -ETIMEDOUT when the caller's memory did not answer in time; -ECANCELED
+	 * after cancel(); else a negative error.
 	 */
 	void		(*done)(struct rd_dio_src_read *rd, long res);
-	struct rd_io_req io;		/* private to the source (asynchronous reads) */
+	/*
+	 * Set by the source before a failing done() when the read may still be writing into
+	 * buf (it was abandoned, not finished): the mapping [buf, buf + buf_cap) is the
+	 * source's from then on (it releases it), and the write forgets it.
+	 */
+	bool		buf_taken;
+	void		*src_priv;	/* private to the source */
 };
 
 struct rd_dio_source_ops {
 	const char	*name;
 	void	(*read)(struct rd_dio_source *src, struct rd_dio_src_read *rd);
+	/*
+	 * Optional: if rd is still in flight, end it now (done(-ECANCELED), with buf_taken if
+	 * the transfer cannot be stopped). rd is only a key: it may have completed already.
+	 * Never blocks; called by the write's pumper, outside the write's lock, for reads the
+	 * write no longer needs (at or after its stop position).
+	 */
+	void	(*cancel)(struct rd_dio_source *src, struct rd_dio_src_read *rd);
 	void	(*put)(struct rd_dio_source *src);
 };
 
@@ -191,13 +205,82 @@ struct rd_dio_rbuf {
 int rd_dio_source_rbuf(const struct rd_dio_rbuf *rb, struct rd_dio_source **out);
 
 /*
- * Another process's memory [addr, addr+len), read through /proc/pid/mem with io (io_uring).
- * The open is the grab; each chunk read is a get-if-alive inside the kernel; a read of 0
- * bytes means the process is gone. Needs ptrace access to pid. -ESRCH if it is gone.
- * io must stay open until every write using the source completed (destroy dio first).
+ * A caller: the process (and thread) a direct write reads from, identified once, while it
+ * is known to be the caller, and checked again after every read (dio_caller.c).
+ *
+ * rd_dio_caller_open(tid, ...) takes the thread id the kernel gave with the request and:
+ * finds its process (tgid) and opens a pidfd on it; opens the thread's /proc mem file
+ * (which pins the address space the caller has now: the kernel's mmgrab); records the
+ * process's credentials; optionally checks that the thread sits in the system call the
+ * request came from (expect); and only then checks that the pidfd is still alive, so that
+ * everything opened belongs to the thread that was blocked in the request.
+ * rd_dio_caller_check() after each read: still the same process (pidfd alive), still the
+ * same address space (the mem file's mm has users), same credentials (no setuid exec).
  */
-int rd_dio_source_procmem(struct rd_io *io, pid_t pid, uint64_t addr, uint64_t len,
-			  struct rd_dio_source **out);
+struct rd_dio_caller;
+
+struct rd_dio_caller_expect {
+	long		nr;		/* the system call the thread must be blocked in */
+	uint64_t	arg1, arg2;	/* and its second and third arguments */
+};
+
+/*
+ * whole_process: reads go through the process (any of its threads keeps the write going),
+ * else through the thread tid itself (a synchronous write: the thread is blocked in it).
+ * expect may be NULL. -ESRCH: gone (or not the thread expected); -EPERM: no access.
+ */
+int rd_dio_caller_open(pid_t tid, bool whole_process, const struct rd_dio_caller_expect *expect,
+		       struct rd_dio_caller **out);
+/* Whether reads made until now came from the caller as it was at open. Never blocks on
+ * the caller (no fault is taken in its memory). */
+bool rd_dio_caller_check(struct rd_dio_caller *c);
+/* The pid reads address (process_vm_readv). */
+pid_t rd_dio_caller_pid(const struct rd_dio_caller *c);
+void rd_dio_caller_get(struct rd_dio_caller *c);
+void rd_dio_caller_put(struct rd_dio_caller *c);
+
+/*
+ * Readers: the threads that run blocking reads of callers' memory, each with a deadline
+ * (dio_readers.c). A read past its deadline, or cancelled, is abandoned: it completes at
+ * once with -ETIMEDOUT / -ECANCELED and its buffer is taken (and made inaccessible); the
+ * thread stuck in it is written off and replaced. Nothing ever waits for an abandoned read,
+ * teardown included. An owner (a user id) runs at most max_running_owner reads at once,
+ * and one with max_stalled_owner reads stuck has its next reads fail at once with
+ * -ETIMEDOUT: a user whose memory stalls only delays itself.
+ */
+struct rd_dio_readers;
+
+struct rd_dio_readers_opts {
+	unsigned	threads;		/* reads running at once; 0 = 16 */
+	unsigned	max_stalled;		/* stuck reads written off, in all; 0 = 64 */
+	unsigned	max_stalled_owner;	/* per owner; 0 = 8 */
+	unsigned	max_running_owner;	/* reads one owner runs at once; 0 = threads/2 */
+	uint64_t	timeout_ns;		/* from submission; 0 = 5 s */
+};
+
+int rd_dio_readers_create(const struct rd_dio_readers_opts *o, struct rd_dio_readers **out);
+/* Stops the threads; never waits for a stuck read (its thread frees what it holds when,
+ * and if, its system call returns). Every source using r must be put first. Returns the
+ * number of reads still stuck: their threads live on until the process exits. */
+unsigned rd_dio_readers_destroy(struct rd_dio_readers *r);
+
+struct rd_dio_readers_stats {
+	uint64_t	running;	/* reads in progress (not written off) */
+	uint64_t	stalled;	/* written off, their system call not returned yet */
+	uint64_t	timeouts;	/* reads that ran past their deadline, in all */
+	uint64_t	cancels;	/* reads abandoned on request, in all */
+};
+void rd_dio_readers_stats(struct rd_dio_readers *r, struct rd_dio_readers_stats *out);
+
+/*
+ * The caller's memory [addr, addr+len) as a source: each chunk is read with
+ * process_vm_readv on a reader thread, which honours the caller's protections (a chunk
+ * it may not read ends the write with -EFAULT, or a prefix before it), and then checked
+ * with rd_dio_caller_check (a read from anything else counts as the caller gone). Takes a
+ * reference on c. owner: whose stuck reads count (a user id).
+ */
+int rd_dio_source_procmem(struct rd_dio_readers *r, struct rd_dio_caller *c, uint64_t owner,
+			  uint64_t addr, uint64_t len, struct rd_dio_source **out);
 
 /* ---- the engine ----------------------------------------------------------------------- */
 
@@ -206,7 +289,11 @@ struct rd_dio_opts {
 	size_t		chunk;		/* default chunk bytes (at most 1 GiB); 0 = 1 MiB */
 	unsigned	window;		/* default refctx window; 0 = 8 */
 	unsigned	inline_chunks;	/* chunks an inline submitter starts at most; 0 = 8 */
-	unsigned	pool_bufs;	/* free buffers kept: up to pool_bufs * chunk bytes; 0 = 32 */
+	unsigned	pool_bufs;	/* free buffers kept: up to pool_bufs * chunk bytes (and a
+					 * quarter of max_held); 0 = 32 */
+	uint64_t	max_held;	/* the budget: bytes of chunk buffers that may exist at
+					 * once, held by writes or kept for reuse; 0 = no limit */
+	uint64_t	max_held_owner;	/* of it, what one owner's writes may hold; 0 = all */
 };
 
 int rd_dio_create(const struct rd_dio_opts *opts, struct rd_dio **out);
@@ -222,6 +309,7 @@ struct rd_dio_args {
 	unsigned		window;		/* refctx only (the others fix theirs); 0 = default */
 	size_t			chunk;		/* 0 = the strategy's default; <= 1 GiB */
 	bool			dsync;		/* sink flush before completion */
+	uint64_t		owner;		/* whose share of the budget it uses (a uid) */
 	/*
 	 * Called exactly once, on a dio worker, never inside rd_dio_submit: res = bytes
 	 * committed (a prefix of the range, on a chunk boundary) when any were, else a
@@ -235,7 +323,10 @@ struct rd_dio_args {
 
 /*
  * Starts a write of all of src to sink at a->off. 0: accepted, done will be called. Else
- * -EINVAL/-EFBIG/-ENOMEM: done is never called. src is consumed either way. With handle,
+ * -EINVAL/-EFBIG/-ENOMEM, or -ENOBUFS when the write can never fit its owner's share of
+ * the budget (pin: all its chunk buffers at once; the others: one chunk buffer): done is
+ * never called.
+ * A write that fits but finds the budget in use waits for it (a state, not a thread). src is consumed either way. With handle,
  * *handle gets a reference on the write (for rd_dio_cancel), to drop with
  * rd_dio_write_put(); it stays valid after done.
  */
@@ -273,6 +364,17 @@ struct rd_dio_stats {
 	uint64_t lat_p50_us, lat_p90_us, lat_p99_us;	/* upper bounds of histogram buckets */
 	uint64_t lat_max_us;		/* exact */
 };
+
+/* The budget (max_held): bytes of chunk buffers now and at peak, and the waits. */
+struct rd_dio_budget_stats {
+	uint64_t max;		/* UINT64_MAX: no limit */
+	uint64_t held;		/* reserved by writes now */
+	uint64_t peak;		/* the most ever reserved at once */
+	uint64_t cached;	/* free buffers kept for reuse (count against max too) */
+	uint64_t waited;	/* writes that had to wait for the budget */
+	uint64_t waiting;	/* writes waiting now */
+};
+void rd_dio_budget_stats(struct rd_dio *d, struct rd_dio_budget_stats *out);
 
 /* A snapshot of strategy s's counters; -EINVAL for an unknown s. */
 int rd_dio_stats(struct rd_dio *d, unsigned s, struct rd_dio_stats *out);

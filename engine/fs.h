@@ -44,7 +44,7 @@ int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out,
 	       size_t why_len);
 /* Waits for all I/O, deletes orphans if no longer referenced, closes the store cleanly. */
 int rd_fs_close(struct rd_fs *fs);
-/* Test hook: a power cut (see rd_store_crash). */
+/* Test hook: a process crash (see rd_store_crash; power cuts: io_model.h). */
 void rd_fs_crash(struct rd_fs *fs);
 /* The store under the filesystem (fsck, stats). */
 struct rd_store *rd_fs_store(struct rd_fs *fs);

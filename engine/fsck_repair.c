@@ -72,6 +72,13 @@ static int delete_range(struct fsck_fs *c, enum rd_btree_id id, struct rd_bpos f
 	}
 }
 
+/* The end of a range of inode ino's keys that ends at offset off: every snapshot field
+ * (a damaged key may carry one), so that nothing at off is left behind. */
+static struct rd_bpos pos_last(uint64_t ino, uint64_t off)
+{
+	return (struct rd_bpos){ .inode = ino, .offset = off, .snapshot = UINT32_MAX };
+}
+
 /* Reads inode ino's attributes from its key. */
 static int inode_read(struct fsck_fs *c, uint64_t ino, struct rd_inode_mem *m)
 {
@@ -156,7 +163,7 @@ int fsck_fix_bucket(struct fsck_fs *c, uint64_t b, uint32_t have, uint32_t want)
 
 int fsck_fix_stray(struct fsck_fs *c, const struct fsck_stray *st)
 {
-	return delete_range(c, st->tree, RD_POS(st->ino, st->from), RD_POS(st->ino, st->to));
+	return delete_range(c, st->tree, RD_POS(st->ino, st->from), pos_last(st->ino, st->to));
 }
 
 int fsck_fix_orphan(struct fsck_fs *c, struct fsck_inode *fi)
@@ -169,10 +176,10 @@ int fsck_fix_orphan(struct fsck_fs *c, struct fsck_inode *fi)
 	/* What hangs off it first, in batches; the inode and its marker last, together: a
 	 * crash part-way leaves the marker, and the next open or fsck finishes. */
 	for (unsigned i = 0; !ret && i < sizeof(ids) / sizeof(ids[0]); i++)
-		ret = delete_range(c, ids[i], RD_POS(fi->ino, 0), RD_POS(fi->ino, UINT64_MAX));
+		ret = delete_range(c, ids[i], RD_POS(fi->ino, 0), pos_last(fi->ino, UINT64_MAX));
 	if (!ret)
 		ret = delete_range(c, RD_BTREE_INODES, RD_POS(fi->ino, 1),
-				   RD_POS(fi->ino, UINT64_MAX));
+				   pos_last(fi->ino, UINT64_MAX));
 	if (ret)
 		return ret;
 	t = rd_trans_new(c->s);

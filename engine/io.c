@@ -118,6 +118,18 @@ struct rd_io {
 	struct rd_io_thread	*threads;
 	atomic_uint		next_thread;	/* round-robin cursor */
 
+	const struct rd_io_hooks *hooks;	/* tests only (rd_io_opts.hooks), or NULL */
+
+	/*
+	 * The volatile write cache (io.h, rd_io_flush). writes_done counts image writes that
+	 * completed, counted before their end_io; writes_flushed is the highest flush_mark of a
+	 * flush that succeeded. Invariant: writes_flushed <= writes_done, and every write
+	 * counted up to writes_flushed is on stable storage.
+	 */
+	_Atomic uint64_t	writes_done;
+	_Atomic uint64_t	writes_flushed;
+	_Atomic uint64_t	flushes, flushes_skipped;
+
 	_Atomic uint64_t	submitted;
 	/* Submitted and not yet completed (callback returned). close waits for 0. */
 	_Atomic uint64_t	pending;
@@ -250,12 +262,20 @@ static void prep_req(struct rd_io_thread *t, struct io_uring_sqe *sqe, struct rd
 	stat_add(&t->c.sqes, 1);
 }
 
+static void req_end(struct rd_io_thread *t, struct rd_io_req *req, long res);
+
 /* Moves requests from the backlog onto the ring while it has room. */
 static void fill_ring(struct rd_io_thread *t)
 {
 	while (t->bl_head) {
 		struct io_uring_sqe *sqe;
 
+		if (t->bl_head->forced_res) {	/* failed by a hook: never issued */
+			struct rd_io_req *req = backlog_pop(t);
+
+			req_end(t, req, req->forced_res);
+			continue;
+		}
 		if (t->reqs_on_ring + 1 >= t->cap) {
 			stat_add(&t->c.ring_full, 1);
 			break;
@@ -269,11 +289,33 @@ static void fill_ring(struct rd_io_thread *t)
 	}
 }
 
+/* A flush that succeeded makes every write counted up to its mark stable. */
+static void flushed_up_to(struct rd_io *io, uint64_t mark)
+{
+	uint64_t cur = atomic_load(&io->writes_flushed);
+
+	/* Flushes may complete out of order: keep the highest mark. */
+	while (cur < mark && !atomic_compare_exchange_weak(&io->writes_flushed, &cur, mark))
+		;
+	atomic_fetch_add(&io->flushes, 1);
+}
+
 /* Hands the request back to its owner. Nothing may touch req after end_io. */
 static void req_end(struct rd_io_thread *t, struct rd_io_req *req, long res)
 {
 	struct rd_io *io = t->io;
 
+	if (req->fd < 0 && req->op != RD_IO_READ) {
+		if (io->hooks && io->hooks->complete)
+			res = io->hooks->complete(io->hooks->priv, req, res);
+		/* Counted before end_io: whoever learns of the write's completion there (and
+		 * commits a key naming it) finds it counted, so the next rd_io_flush flushes. A
+		 * failed write may have changed part of its range: it counts too. */
+		if (req->op == RD_IO_WRITE && !req->forced_res)
+			atomic_fetch_add(&io->writes_done, 1);
+		else if (req->op == RD_IO_FLUSH && res == 0)
+			flushed_up_to(io, req->flush_mark);
+	}
 	if (res < 0)
 		stat_add(&t->c.errors, 1);
 	stat_add(&t->c.completed, 1);
@@ -567,6 +609,7 @@ int rd_io_open(const char *path, const struct rd_io_opts *opts, struct rd_io **o
 		goto err_lock;
 
 	flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	io->hooks = opts->hooks;
 	io->direct = !opts->no_direct;
 	io->fd = open(path, flags | (io->direct ? O_DIRECT : 0));
 	if (io->fd < 0 && io->direct && errno == EINVAL) {
@@ -648,6 +691,16 @@ void rd_io_submit(struct rd_io *io, struct rd_io_req *req)
 
 	req->done = 0;
 	req->next = NULL;
+	req->forced_res = 0;
+	req->flush_mark = 0;
+	if (req->fd < 0 && req->op == RD_IO_FLUSH)
+		req->flush_mark = atomic_load(&io->writes_done);
+	if (req->fd < 0 && req->op != RD_IO_READ && io->hooks && io->hooks->submit) {
+		int r = io->hooks->submit(io->hooks->priv, req);
+
+		assert(r <= 0);
+		req->forced_res = r;
+	}
 	atomic_fetch_add(&io->submitted, 1);
 	/* Counted before it is visible to any thread, so pending cannot reach 0 under it. */
 	atomic_fetch_add(&io->pending, 1);
@@ -732,10 +785,23 @@ int rd_io_write(struct rd_io *io, const void *buf, size_t len, uint64_t off)
 	return sync_result(io_sync(io, RD_IO_WRITE, (void *)buf, len, off), len);
 }
 
+bool rd_io_has_unflushed(struct rd_io *io)
+{
+	return atomic_load(&io->writes_done) != atomic_load(&io->writes_flushed);
+}
+
 int rd_io_flush(struct rd_io *io)
 {
-	long res = io_sync(io, RD_IO_FLUSH, NULL, 0, 0);
+	long res;
 
+	/* Nothing completed since the last successful flush was submitted: the device holds
+	 * nothing of ours in its cache. (Writes still in flight are not ours to flush: no
+	 * flush covers a write that has not completed.) */
+	if (!rd_io_has_unflushed(io)) {
+		atomic_fetch_add(&io->flushes_skipped, 1);
+		return 0;
+	}
+	res = io_sync(io, RD_IO_FLUSH, NULL, 0, 0);
 	return res < 0 ? (int)res : 0;
 }
 
@@ -771,6 +837,9 @@ void rd_io_stats(struct rd_io *io, struct rd_io_stats *out)
 		out->bytes_written += stat_get(&c->bytes_written);
 	}
 	/* Read after the completions it must cover: a request is counted submitted first. */
+	out->image_writes = atomic_load(&io->writes_done);
+	out->flushes = atomic_load(&io->flushes);
+	out->flushes_skipped = atomic_load(&io->flushes_skipped);
 	out->submitted = atomic_load(&io->submitted);
 	out->in_flight = out->submitted > out->completed ? out->submitted - out->completed : 0;
 }

@@ -44,7 +44,27 @@ struct rd_io_req {
 	void		*priv;
 	/* private to io.c */
 	size_t		done;
+	uint64_t	flush_mark;	/* RD_IO_FLUSH: image writes completed when submitted */
+	int		forced_res;	/* a hook failed it: end with this, never issued */
 	struct rd_io_req *next;
+};
+
+/*
+ * A seam for tests (engine/io_model.c, the power-cut model, and write-order checks): sees
+ * every write and flush of the image, and may fail one. Off unless rd_io_opts.hooks is set.
+ */
+struct rd_io_hooks {
+	/*
+	 * In rd_io_submit, before an image write or flush is queued, on the submitting thread
+	 * (which may be an I/O thread: tests only, it may block briefly). A negative errno fails
+	 * the request with that result without issuing it (end_io still comes later, on an I/O
+	 * thread). The image holds the write's bytes only after its end_io.
+	 */
+	int	(*submit)(void *priv, const struct rd_io_req *req);
+	/* On the I/O thread, right before end_io of an image write or flush: returns the
+	 * result end_io gets (res, or an error in its place: a power cut in between). */
+	long	(*complete)(void *priv, const struct rd_io_req *req, long res);
+	void	*priv;
 };
 
 struct rd_io_opts {
@@ -52,6 +72,7 @@ struct rd_io_opts {
 	bool		no_direct;	/* open without O_DIRECT (tests on tmpfs, tools) */
 	unsigned	queue_depth;	/* ring entries per thread; 0 = 256 */
 	unsigned	threads;	/* I/O threads; 0 = 1 */
+	const struct rd_io_hooks *hooks;	/* tests only; must outlive the io */
 };
 
 /* Opens path (which must exist) and starts the I/O threads. */
@@ -77,7 +98,19 @@ void rd_io_submit(struct rd_io *io, struct rd_io_req *req);
  * they return -EDEADLK there instead. */
 int rd_io_read(struct rd_io *io, void *buf, size_t len, uint64_t off);
 int rd_io_write(struct rd_io *io, const void *buf, size_t len, uint64_t off);
+
+/*
+ * The device's volatile write cache, as this layer sees it. Every image write is counted
+ * when it completes (before its end_io); a flush records the count as of its submission,
+ * and once it succeeds every write counted up to there is stable. rd_io_flush makes every
+ * image write that completed before the call stable: it issues a device flush unless no
+ * write completed since the last flush that succeeded was submitted (then there is nothing
+ * to flush, and it returns at once). This is the one place that knows whether unflushed
+ * writes exist, whoever wrote them (data, nodes, journal, superblock, repairs).
+ */
 int rd_io_flush(struct rd_io *io);
+/* Whether some image write completed that no successful flush covers yet. */
+bool rd_io_has_unflushed(struct rd_io *io);
 
 /* Memory aligned for O_DIRECT (4096), zero-filled. NULL on failure. */
 void *rd_io_buf_alloc(size_t len);
@@ -97,6 +130,9 @@ struct rd_io_stats {
 	uint64_t	cq_overflows;	/* times a completion queue overflow was seen (expect 0) */
 	uint64_t	bytes_read;
 	uint64_t	bytes_written;
+	uint64_t	image_writes;	/* writes to the image completed */
+	uint64_t	flushes;	/* device flushes completed successfully */
+	uint64_t	flushes_skipped; /* rd_io_flush calls with nothing to flush */
 };
 void rd_io_stats(struct rd_io *io, struct rd_io_stats *out);
 

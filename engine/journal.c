@@ -79,9 +79,7 @@ struct rd_journal {
 	uint64_t		last_ckpt_seq;	/* durable checkpoint entry: every last_seq */
 	bool			need_checkpoint; /* resumed: no checkpoint entry since */
 	uint64_t		head, tail, used;
-	uint64_t		data_writes_flushed;	/* s->data_writes at the last preflush
-							 * (flusher thread only) */
-	uint64_t		preflushes;
+	uint64_t		preflushes;	/* pre-flushes that had something to flush */
 	int			err;
 	struct flush_cb		*cbs;
 
@@ -323,19 +321,17 @@ static void write_queued_locked(struct rd_journal *j)
 		batch[n++] = b;
 	}
 	pthread_mutex_unlock(&j->lock);
-	/* Preflush: user data written before these entries' extent keys were committed must
-	 * be stable before the keys can be (see rd_store.data_writes). Read before the
-	 * flush: writes completing later are not referenced by this batch. */
-	{
-		uint64_t dw = __atomic_load_n((uint64_t *)&j->s->data_writes, __ATOMIC_ACQUIRE);
-
-		if (dw != j->data_writes_flushed &&
-		    !__atomic_load_n(&j->crash, __ATOMIC_ACQUIRE)) {
-			ret = rd_io_flush(j->io);
-			if (!ret)
-				j->data_writes_flushed = dw;
-			preflushed = true;
-		}
+	/*
+	 * Pre-flush: every image write that completed before now (user data, whatever path
+	 * wrote it) becomes stable before any of these entries can, so no key in them can name
+	 * data the device may still lose (the user-space form of REQ_PREFLUSH on a journal
+	 * write). A key is committed only after its data write completed, and the entries were
+	 * closed before this point, so every write they name is counted by now. rd_io_flush
+	 * skips the device flush when nothing was written since the last one.
+	 */
+	if (!__atomic_load_n(&j->crash, __ATOMIC_ACQUIRE) && !j->s->test_no_preflush) {
+		preflushed = rd_io_has_unflushed(j->io);
+		ret = rd_io_flush(j->io);
 	}
 	for (unsigned i = 0; i < n && !ret; i++) {
 		struct jbuf *b = batch[i];

@@ -113,7 +113,8 @@ struct rd_journal_stats {
 	uint64_t entries_written;
 	uint64_t bytes_written;
 	uint64_t flushes;		/* device flushes issued by the flusher */
-	uint64_t preflushes;		/* of those, before entries (user data was written) */
+	uint64_t preflushes;		/* of those, before entries (some image write was
+					 * unflushed: rd_io_flush) */
 	uint64_t ring_size, ring_used;	/* bytes */
 };
 void rd_journal_stats(struct rd_journal *j, struct rd_journal_stats *st);

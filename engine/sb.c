@@ -93,7 +93,9 @@ int rd_sb_validate(const struct rd_sb *sb, uint64_t image_size, char *why, size_
 		const struct rd_btree_root_disk *r = &sb->roots[i];
 		uint64_t off = rd_le64_get(r->ptr.offset);
 
-		if (off && (off % block || off + node > dev_size || r->level > 32))
+		/* off + node could wrap around: compare without adding. */
+		if (off && (off % block || off > dev_size || dev_size - off < node ||
+			    r->level > 32))
 			FAIL(RD_ERR_SB_INVALID, "b-tree root %u out of range", i);
 	}
 	if (image_size < dev_size)

@@ -339,7 +339,9 @@ static void store_free(struct rd_store *s, bool alloc_up)
 int rd_store_open(const char *path, const struct rd_open_opts *o, struct rd_store **out,
 		  char *why, size_t why_len)
 {
-	struct rd_io_opts io_opts = { .read_only = o->read_only, .no_direct = o->no_direct };
+	struct rd_io_opts io_opts = { .read_only = o->read_only, .no_direct = o->no_direct,
+				      .hooks = o->io_hooks };
+	struct rd_sb_report sbrep;
 	struct rd_store *s;
 	bool alloc_up = false;
 	int ret;
@@ -352,13 +354,14 @@ int rd_store_open(const char *path, const struct rd_open_opts *o, struct rd_stor
 		return -ENOMEM;
 	pthread_mutex_init(&s->index_lock, NULL);
 	s->read_only = o->read_only;
+	s->test_no_preflush = o->test_no_preflush;
 
 	ret = rd_io_open(path, &io_opts, &s->io);
 	if (ret) {
 		WHY("cannot open %s: %s", path, rd_strerror(ret));
 		goto err;
 	}
-	ret = rd_sb_read(s->io, &s->sb, NULL, why, why_len);
+	ret = rd_sb_read(s->io, &s->sb, &sbrep, why, why_len);
 	if (ret)
 		goto err;
 	rd_sb_geometry(&s->sb, &s->geo);
@@ -386,6 +389,17 @@ int rd_store_open(const char *path, const struct rd_open_opts *o, struct rd_stor
 		pthread_mutex_unlock(&s->index_lock);
 		if (ret)
 			goto err;
+		/* A power cut during a superblock update (the backup is written and flushed
+		 * before the primary) leaves one copy torn or one seq behind: the copy in force
+		 * is whole, so write both again. (A clean image rewrites both below anyway.) */
+		if (!s->read_only && (sbrep.primary || sbrep.backup ||
+				      sbrep.primary_seq != sbrep.backup_seq)) {
+			ret = rd_sb_write(s->io, &s->sb);
+			if (ret) {
+				WHY("rewriting the superblock copies: %s", rd_strerror(ret));
+				goto err;
+			}
+		}
 	}
 
 	if (!s->read_only) {

@@ -43,20 +43,9 @@ struct rd_store {
 	uint64_t		replayed_entries;	/* journal entries replayed at open */
 	uint64_t		replayed_records;
 
-	/*
-	 * User-data writes completed, counted by the data path (rd_store_data_written). The
-	 * journal flushes the device before writing an entry whenever this moved since its
-	 * last flush: data reaches stable storage before any extent key pointing at it can
-	 * (the user-space form of REQ_PREFLUSH on a journal write).
-	 */
-	_Atomic uint64_t	data_writes;
+	/* Test switch (rd_open_opts.test_no_preflush): the journal skips its pre-flush. */
+	bool			test_no_preflush;
 };
-
-/* Called by the data path when a user-data write completed (see data_writes). */
-static inline void rd_store_data_written(struct rd_store *s)
-{
-	__atomic_fetch_add((uint64_t *)&s->data_writes, 1, __ATOMIC_RELEASE);
-}
 
 struct rd_format_opts {
 	uint64_t	size;			/* bytes; 0 = the existing file's size */
@@ -82,6 +71,11 @@ struct rd_open_opts {
 	bool		read_only;	/* no writes at all: replay is done in memory only */
 	bool		no_direct;
 	uint64_t	cache_bytes;	/* node cache bound; 0 = 64 MiB */
+	/* Tests only. io_hooks: see rd_io_hooks (the power-cut model, write-order checks);
+	 * test_no_preflush: the journal writes entries without flushing the data they name
+	 * first, the bug the write-order and power-cut tests must catch (negative controls). */
+	const struct rd_io_hooks *io_hooks;
+	bool		test_no_preflush;
 };
 
 /* Opens an image: reads the superblock, replays the journal unless it was closed cleanly,
@@ -93,8 +87,10 @@ int rd_store_open(const char *path, const struct rd_open_opts *o, struct rd_stor
  * Returns the first error met; the store is freed in all cases. */
 int rd_store_close(struct rd_store *s);
 
-/* Test hook: forget everything not yet durable, as a power cut would, and free the
- * store. Nothing more is written after this call starts. */
+/* Test hook: a crash of the process: everything in memory is dropped and nothing more is
+ * written after this call starts, but every write already issued reaches the image. A
+ * power cut, where the device also loses what it had not flushed, is rd_io_model's job
+ * (io_model.h) on top of this. */
 void rd_store_crash(struct rd_store *s);
 
 /* Makes every transaction committed up to seq durable (0 = everything so far): the journal

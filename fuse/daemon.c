@@ -25,6 +25,7 @@
 #include "daemon.h"
 #include "errors.h"
 #include "loop.h"
+#include "notify.h"
 
 static void mount_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -40,6 +41,8 @@ static void mount_err(const char *fmt, ...)
 }
 
 /* ---- options ----------------------------------------------------------------------------- */
+
+static uint64_t dio_buf_bytes(uint64_t n);
 
 /* Options libfuse (and the kernel) take as they are. */
 static const char *const passthrough[] = {
@@ -106,31 +109,48 @@ static int parse_seconds(const char *name, const char *v, double *out)
 	return 0;
 }
 
-/* chunk=: bytes with an optional K/M suffix, a multiple of 4 KiB from 4 KiB to 64 MiB. */
-static int parse_chunk(const char *v, unsigned *out)
+/* A size: bytes with an optional K/M/G suffix, a multiple of 4 KiB in [min, max]. */
+static int parse_size(const char *name, const char *v, uint64_t min, uint64_t max,
+		      const char *range, uint64_t *out)
 {
 	unsigned long long x;
+	unsigned shift = 0;
 	char *end;
 
 	errno = 0;
 	x = strtoull(v, &end, 10);
 	if (!errno && end != v) {
-		if (*end == 'k' || *end == 'K') {
-			x <<= 10;
+		if (*end == 'k' || *end == 'K')
+			shift = 10;
+		else if (*end == 'm' || *end == 'M')
+			shift = 20;
+		else if (*end == 'g' || *end == 'G')
+			shift = 30;
+		if (shift) {
 			end++;
-		} else if (*end == 'm' || *end == 'M') {
-			x <<= 20;
-			end++;
+			if (x > (UINT64_MAX >> shift))
+				errno = ERANGE;
+			x <<= shift;
 		}
 		if (*end == 'i' && end[1] == 'B')
 			end += 2;
 	}
-	if (errno || end == v || *end || x < 4096 || x > (64ull << 20) || x % 4096) {
-		mount_err("-o chunk=%s: expected a multiple of 4K from 4K to 64M", v);
+	if (errno || end == v || *end || x < min || x > max || x % 4096) {
+		mount_err("-o %s=%s: expected a multiple of 4K from %s", name, v, range);
 		return -EINVAL;
 	}
-	*out = (unsigned)x;
+	*out = x;
 	return 0;
+}
+
+static int parse_chunk(const char *name, const char *v, unsigned *out)
+{
+	uint64_t x;
+	int ret = parse_size(name, v, 4096, 64ull << 20, "4K to 64M", &x);
+
+	if (!ret)
+		*out = (unsigned)x;
+	return ret;
 }
 
 static int parse_one(struct rd_mount_opts *o, char *opt)
@@ -201,9 +221,28 @@ static int parse_one(struct rd_mount_opts *o, char *opt)
 		if (!strcmp(opt, "window"))
 			return parse_uint(opt, val, 1, 65536, &o->dio_window);
 		if (!strcmp(opt, "chunk"))
-			return parse_chunk(val, &o->dio_chunk);
+			return parse_chunk(opt, val, &o->dio_chunk);
 		if (!strcmp(opt, "dio_workers"))
 			return parse_uint(opt, val, 1, 64, &o->dio_workers);
+		if (!strcmp(opt, "max_held"))
+			return parse_size(opt, val, 1ull << 20, 1ull << 40, "1M to 1T",
+					  &o->max_held);
+		if (!strcmp(opt, "max_held_user"))
+			return parse_size(opt, val, 1ull << 20, 1ull << 40, "1M to 1T",
+					  &o->max_held_user);
+		if (!strcmp(opt, "max_window"))
+			return parse_uint(opt, val, 1, 65536, &o->max_window);
+		if (!strcmp(opt, "max_chunk"))
+			return parse_chunk(opt, val, &o->max_chunk);
+		if (!strcmp(opt, "source_timeout")) {
+			int ret = parse_seconds(opt, val, &o->source_timeout);
+
+			if (!ret && o->source_timeout < 0.01) {
+				mount_err("-o source_timeout=%s: at least 0.01 s", val);
+				ret = -EINVAL;
+			}
+			return ret;
+		}
 		if (!strcmp(opt, "attr_timeout"))
 			return parse_seconds(opt, val, &o->attr_timeout);
 		if (!strcmp(opt, "entry_timeout"))
@@ -274,6 +313,16 @@ void rd_mount_usage(FILE *f)
 "     issue=inline|punt      inline (default): the request's thread starts the first\n"
 "                            chunks; punt: always a dio worker\n"
 "     dio_workers=N          dio worker threads (default 4)\n"
+"     max_held=SIZE          memory budget: bytes of chunk buffers all writes may hold\n"
+"                            at once (default 256M); a write waits for its share, and\n"
+"                            one that can never fit (a pin larger than this) fails\n"
+"                            with ENOBUFS before anything is written\n"
+"     max_held_user=SIZE     of it, what one user's writes may hold (default 3/4 of\n"
+"                            max_held: a user whose memory stalls leaves the rest)\n"
+"     max_window=W           an ioctl's window is cut to W (default 64)\n"
+"     max_chunk=SIZE         an ioctl's chunk is cut to SIZE (default 16M)\n"
+"     source_timeout=S       seconds one read of a caller's memory may take before the\n"
+"                            write ends with what it has (default 5)\n"
 "     fsname=NAME, subtype=NAME, and the generic mount flags (nosuid, nodev, noexec,\n"
 "     noatime, ...) are passed on; an unknown option is an error.\n");
 }
@@ -293,6 +342,10 @@ int rd_mount_parse(int argc, char **argv, struct rd_mount_opts *o)
 	o->dio_window = 8;
 	o->dio_chunk = 1u << 20;
 	o->dio_workers = 4;
+	o->max_held = 256ull << 20;
+	o->max_window = 64;
+	o->max_chunk = 16u << 20;
+	o->source_timeout = 5.0;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -331,6 +384,26 @@ int rd_mount_parse(int argc, char **argv, struct rd_mount_opts *o)
 	}
 	if (pos != 2) {
 		mount_err("needs IMAGE and MOUNTPOINT (see refdio mount --help)");
+		return -EINVAL;
+	}
+	if (o->dio_window > o->max_window || o->dio_chunk > o->max_chunk) {
+		mount_err("window=%u and chunk=%u must not exceed max_window=%u and max_chunk=%u",
+			  o->dio_window, o->dio_chunk, o->max_window, o->max_chunk);
+		return -EINVAL;
+	}
+	if (!o->max_held_user)
+		o->max_held_user = o->max_held / 4 * 3;
+	if (o->max_held_user > o->max_held) {
+		mount_err("max_held_user=%llu exceeds max_held=%llu",
+			  (unsigned long long)o->max_held_user, (unsigned long long)o->max_held);
+		return -EINVAL;
+	}
+	/* Every chunk size allowed must fit a user's share at least once (a buffer is the
+	 * next power of two), else writes of that size could never start. */
+	if (dio_buf_bytes(o->max_chunk) > o->max_held_user) {
+		mount_err("max_held_user=%llu is below one buffer of max_chunk=%u (%llu bytes)",
+			  (unsigned long long)o->max_held_user, o->max_chunk,
+			  (unsigned long long)dio_buf_bytes(o->max_chunk));
 		return -EINVAL;
 	}
 	if (o->default_permissions && add_fuse_opt(o, "default_permissions"))
@@ -375,10 +448,56 @@ static bool is_mountpoint(const char *path)
 	return found;
 }
 
+/* The buffer a chunk of n bytes takes (the engine's size classes: powers of two). */
+static uint64_t dio_buf_bytes(uint64_t n)
+{
+	uint64_t b = 4096;
+
+	while (b < n)
+		b <<= 1;
+	return b;
+}
+
+/*
+ * The daemon identifies callers by the thread id each request carries, which the kernel
+ * gives in the pid namespace of the FUSE connection: the namespace of whoever mounted,
+ * which is this process (or fusermount3, its child, in the same namespace), since refdio
+ * always mounts itself. It then finds them through /proc and pidfd_open, so /proc must be
+ * of that same namespace: then /proc/self/status shows exactly one NSpid, this pid.
+ */
+static int check_proc_ns(void)
+{
+	char line[256];
+	bool ok = false;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			long a, b;
+
+			if (strncmp(line, "NSpid:", 6))
+				continue;
+			ok = sscanf(line + 6, "%ld %ld", &a, &b) == 1 && a == (long)getpid();
+			break;
+		}
+		fclose(f);
+	}
+	if (!ok) {
+		mount_err("/proc is not of this process's pid namespace (its NSpid is not this "
+			  "pid): callers could not be identified; mount a /proc of this namespace "
+			  "(e.g. unshare --pid --fork --mount-proc)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_startup(const struct rd_mount_opts *o)
 {
 	struct stat st;
 	int fd;
+
+	if (check_proc_ns())
+		return -EINVAL;
 
 	if (stat(o->image, &st)) {
 		mount_err("%s: %s", o->image, strerror(errno));
@@ -420,34 +539,46 @@ static void tell_parent(int fd, unsigned char status)
 	}
 }
 
+void rd_daemon_quiesce(struct rd_daemon *d)
+{
+	rd_ioctl_stop(d);
+	rd_notify_close(d);
+}
+
+static void quiesce_cb(void *priv)
+{
+	rd_daemon_quiesce(priv);
+}
+
 static int serve(struct rd_daemon *d, int notify_fd)
 {
+	sigset_t term;
 	struct rd_fs_opts fso = { .store = { .read_only = d->opts.read_only } };
 	char *fargv[5];
 	int fargc = 0;
 	struct fuse_args args;
-	struct rd_loop_opts lo = { .threads = d->opts.threads };
+	struct rd_loop_opts lo = { .threads = d->opts.threads, .quiesce = quiesce_cb, .priv = d };
 	struct rd_loop_result lr;
 	char why[256] = "";
 	int ret, status = 1, cret;
 
 	struct rd_dio_opts dopts = { .workers = d->opts.dio_workers,
 				     .chunk = d->opts.dio_chunk,
-				     .window = d->opts.dio_window };
+				     .window = d->opts.dio_window,
+				     .max_held = d->opts.max_held,
+				     .max_held_owner = d->opts.max_held_user };
+	struct rd_dio_readers_opts ropts = {
+		.timeout_ns = (uint64_t)(d->opts.source_timeout * 1e9) };
 	struct timespec ts;
-	sigset_t term;
 
-	/* SIGTERM, SIGINT and SIGHUP stop the daemon cleanly, taken only by the loop's
-	 * sigtimedwait() (loop.c). Blocked here, before any thread exists, so that the
-	 * engine's I/O and dio threads inherit the mask: otherwise a signal arriving while the
-	 * loop is not waiting goes to one of them and kills the process (the mount left dead,
-	 * the image not marked clean). One arriving during start-up waits for the loop. */
+	/* Before any thread exists: terminating signals stay blocked in all of them, so they
+	 * only ever reach the receive loop's sigtimedwait (and its quiesce), never a worker
+	 * where their default action would end the process mid-write. */
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	sigaddset(&term, SIGINT);
 	sigaddset(&term, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &term, NULL);
-
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	d->t_start = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	ret = rd_fs_open(d->opts.image, &fso, &d->fs, why, sizeof(why));
@@ -457,6 +588,10 @@ static int serve(struct rd_daemon *d, int notify_fd)
 		return 1;
 	}
 	ret = rd_dio_create(&dopts, &d->dio);
+	if (!ret)
+		ret = rd_dio_readers_create(&ropts, &d->readers);
+	if (!ret)
+		ret = rd_notify_init(d);
 	if (!ret)
 		ret = rd_ioctl_init(d);
 	if (ret) {
@@ -509,13 +644,15 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	if (ret)
 		mount_err("receiving requests: %s", strerror(-ret));
 
-	/* Teardown in the order daemon.h documents. */
-	rd_ioctl_stop(d);
+	/* Teardown in the order daemon.h documents (on a signal the loop quiesced already). */
+	rd_daemon_quiesce(d);
 	rd_daemon_drain(d);
 	rd_dio_destroy(d->dio);
 	d->dio = NULL;
+	d->stuck_reads = rd_dio_readers_destroy(d->readers);
+	d->readers = NULL;
 	rd_ioctl_exit(d);
-	rd_daemon_free_fhs(d);	/* open files whose RELEASE never came (a signal) */
+	rd_notify_exit(d);
 	cret = rd_fs_close(d->fs);
 	d->fs = NULL;
 	if (cret) {
@@ -534,7 +671,10 @@ destroy:
 close_fs:
 	rd_dio_destroy(d->dio);
 	d->dio = NULL;
+	rd_dio_readers_destroy(d->readers);
+	d->readers = NULL;
 	rd_ioctl_exit(d);
+	rd_notify_exit(d);
 	rd_fs_close(d->fs);
 	tell_parent(notify_fd, 1);
 	return 1;
@@ -554,7 +694,6 @@ int rd_mount_run(const struct rd_mount_opts *o)
 	d->opts = *o;
 	pthread_mutex_init(&d->drain_lock, NULL);
 	pthread_cond_init(&d->drained, NULL);
-	pthread_mutex_init(&d->fh_lock, NULL);
 
 	if (o->foreground) {
 		status = serve(d, -1);
@@ -595,8 +734,20 @@ int rd_mount_run(const struct rd_mount_opts *o)
 	setsid();
 	status = serve(d, pipefd[1]);
 out:
+	/*
+	 * A read of a caller's memory that never returned (written off: its thread is stuck
+	 * in the kernel, killably) must not hold up the exit: end the process at once, so
+	 * that nothing (LeakSanitizer's final stop-the-world included, which would wait for
+	 * that thread forever) waits for it. The filesystem is closed and clean by now.
+	 */
+	if (d->stuck_reads) {
+		fprintf(stderr, "refdio mount: %u read%s of a caller's memory still stuck; "
+			"exiting without waiting for %s\n", d->stuck_reads,
+			d->stuck_reads == 1 ? "" : "s", d->stuck_reads == 1 ? "it" : "them");
+		fflush(NULL);
+		_exit(status);
+	}
 	pthread_mutex_destroy(&d->drain_lock);
-	pthread_mutex_destroy(&d->fh_lock);
 	pthread_cond_destroy(&d->drained);
 	free(d);
 	return status;

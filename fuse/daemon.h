@@ -9,12 +9,16 @@
  * dio sink (engine/dio_fs.h): FUSE writes straight from their receive buffer, the ioctls
  * of fuse/ioctl.c from the caller's own memory.
  *
- * Teardown order (daemon.c keeps it): the loop stops receiving; asynchronous ioctl writes
- * are cut at their next chunk boundary (rd_ioctl_stop); every request still in flight is
- * answered (rd_daemon_drain); the dio engine waits for its last write and stops
- * (rd_dio_destroy); the ioctl state goes (rd_ioctl_exit); open files whose RELEASE never
- * came (a signal stops the loop) are freed (rd_daemon_free_fhs); the filesystem is closed
- * (flushed, marked clean); then the kernel side is unmounted and the session destroyed.
+ * Teardown order (daemon.c keeps it): first, while requests are still received (on
+ * SIGTERM/SIGINT/SIGHUP, the receive loop calls it before it stops; on unmount, the
+ * connection is already gone) rd_daemon_quiesce: new ioctl writes are refused, every ioctl
+ * write, synchronous or asynchronous, is cut at its next chunk boundary (reads of a caller
+ * that does not answer are abandoned, never waited for) and answered, and the notifier is
+ * closed (fuse/notify.c: no kernel notification after it). Then the loop stops receiving;
+ * every request still in flight is answered (rd_daemon_drain); the dio engine waits for its
+ * last write and stops (rd_dio_destroy); the reader threads stop (never waiting for a
+ * stuck read); the ioctl and notifier state go; the filesystem is closed (flushed, marked
+ * clean); then the kernel side is unmounted and the session destroyed.
  */
 #ifndef RD_DAEMON_H
 #define RD_DAEMON_H
@@ -50,6 +54,12 @@ struct rd_mount_opts {
 	unsigned	dio_window;		/* refctx chunks in flight per write */
 	unsigned	dio_chunk;		/* bytes */
 	unsigned	dio_workers;		/* dio worker threads */
+	/* What one caller may make the daemon hold or wait for. */
+	uint64_t	max_held;		/* the budget of chunk-buffer bytes */
+	uint64_t	max_held_user;		/* of it, one user's writes (0: 3/4) */
+	unsigned	max_window;		/* an ioctl's window is cut to this */
+	unsigned	max_chunk;		/* an ioctl's chunk is cut to this (bytes) */
+	double		source_timeout;		/* seconds a read of a caller's memory may take */
 	char		fuse_opts[1024];	/* options handed to libfuse, comma separated */
 };
 
@@ -60,12 +70,11 @@ struct rd_daemon {
 	struct rd_rbuf_pool	pool;
 	uint64_t		lost_found_ino;
 	struct rd_dio		*dio;
+	struct rd_dio_readers	*readers;	/* reads of callers' memory (ioctl writes) */
 	struct rd_ioctl		*ioc;		/* ioctl.c's state: asynchronous writes */
+	struct rd_notify	*notify;	/* notify.c's: the notifier thread */
 	uint64_t		t_start;	/* CLOCK_MONOTONIC ns at mount */
-
-	/* Open files (struct rd_fh): ops.c links them at open, unlinks them at release. */
-	pthread_mutex_t		fh_lock;
-	struct rd_fh		*fhs;
+	unsigned		stuck_reads;	/* reads of callers still stuck at teardown */
 
 	/* Requests whose reply is still to be sent (asynchronous completions). */
 	atomic_long		inflight;
@@ -82,10 +91,14 @@ void rd_daemon_end(struct rd_daemon *d);
 /* Waits until no reply is outstanding. */
 void rd_daemon_drain(struct rd_daemon *d);
 
+/* The first step of teardown (see above); idempotent. */
+void rd_daemon_quiesce(struct rd_daemon *d);
+
 /* The ioctls (ioctl.c): REFDIO_IOC_* of refdio_ioctl.h. */
 int rd_ioctl_init(struct rd_daemon *d);
-/* Cuts every running asynchronous write at its next chunk boundary, waits for them, and
- * drops their write handles (teardown, before rd_dio_destroy). */
+/* Refuses new ioctl writes (ESHUTDOWN), cuts every running one, synchronous or
+ * asynchronous, at its next chunk boundary, waits until each is answered, and drops the
+ * write handles (teardown, before rd_dio_destroy). Idempotent. */
 void rd_ioctl_stop(struct rd_daemon *d);
 /* After rd_dio_destroy: frees what is left. */
 void rd_ioctl_exit(struct rd_daemon *d);
@@ -93,16 +106,30 @@ void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		 struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 		 size_t in_bufsz, size_t out_bufsz);
 
-/* What an open file remembers (ops.c sets it at open, ioctl.c reads it). */
+/*
+ * What an open file remembers (ops.c sets it at open, ioctl.c reads it). It lives in the
+ * file handle itself (fi->fh: RD_FH_FILE | the flags), so there is nothing to free: a
+ * daemon stopped while files are still open leaks nothing.
+ */
 struct rd_fh {
 	int flags;	/* open(2) flags */
-	/* On the daemon's list of open files (d->fh_lock). RELEASE frees it; a daemon stopped
-	 * by a signal never reads the RELEASEs still queued, so teardown frees the rest
-	 * (rd_daemon_free_fhs). */
-	struct rd_fh *prev, *next;
 };
-/* Teardown, once no request is in flight: frees every open file's struct rd_fh. */
-void rd_daemon_free_fhs(struct rd_daemon *d);
+
+#define RD_FH_FILE	(1ull << 32)	/* fi->fh of a regular file (directories: 0) */
+
+static inline uint64_t rd_fh_encode(int flags)
+{
+	return RD_FH_FILE | (uint32_t)flags;
+}
+
+/* false: not a regular file's handle. */
+static inline bool rd_fh_decode(const struct fuse_file_info *fi, struct rd_fh *out)
+{
+	if (!fi || !(fi->fh & RD_FH_FILE))
+		return false;
+	out->flags = (int)(uint32_t)fi->fh;
+	return true;
+}
 
 /* Whether writes through this open file (or the whole mount) are O_DSYNC. */
 bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flags);

@@ -3,36 +3,47 @@
  * own memory, synchronous or asynchronous, the collection of asynchronous results, and
  * the statistics snapshot.
  *
- * Owns: struct rd_ioctl (the table of asynchronous writes, the helper thread), struct
- * sync_write (one REFDIO_IOC_DIO_WRITE), struct async_write (one REFDIO_IOC_DIO_SUBMIT,
- * from submission until its result is collected or expires) and struct wait_req (one
- * REFDIO_IOC_DIO_WAIT blocked on a running write).
+ * Owns: struct rd_ioctl (the table of asynchronous writes, the list of every ioctl write
+ * in flight, the helper thread), struct sync_write (one REFDIO_IOC_DIO_WRITE), struct
+ * async_write (one REFDIO_IOC_DIO_SUBMIT, from submission until its result is collected or
+ * expires) and struct wait_req (one REFDIO_IOC_DIO_WAIT blocked on a running write).
  *
  * Lifetime rules:
- *  - The caller's pid is the request's (fuse_req_ctx), never a field of the caller's
- *    struct. /proc/PID/mem is opened while the caller sits in the ioctl, so it is that
- *    caller's address space; the open is the grab (engine/dio_source_procmem.c), each
- *    chunk read a get-if-alive, and a read of 0 bytes ends the write at a chunk boundary.
+ *  - The caller's identity (engine/dio_caller.c) is taken in the handler, while the
+ *    caller is blocked in the request: the thread id is the request's (fuse_req_ctx), never
+ *    a field of the caller's struct; the thread must be sitting in this very ioctl (same
+ *    command, same argument) and its process is then pinned by a pidfd and checked after
+ *    every read, so a connection abort or request timeout racing the handler can never
+ *    make the daemon read another process's memory.
+ *  - Every ioctl write is in ioc->live from before its submission until it is answered
+ *    (its completion unlinks it); rd_ioctl_stop cancels them all, and ioc->stopping
+ *    refuses new ones (ESHUTDOWN). A write whose handle is not stored yet is cancelled by
+ *    its handler, which sees lw.cancel when it stores the handle.
  *  - A request registered for interrupts is unregistered (fuse_req_interrupt_func with
  *    NULL) before its reply: libfuse runs interrupt callbacks under the request's lock, so
  *    this waits for a callback running at that moment, and the callback's data never
  *    outlives the request. Interrupt callbacks never reply themselves (libfuse may still
  *    hold the request's lock after they return): an interrupted DIO_WAIT is answered EINTR
  *    by the helper thread.
+ *  - A write's completion (a dio worker) never calls into the kernel's notifications: it
+ *    queues its invalidation to the notifier (fuse/notify.c, where the rule is), which
+ *    invalidates and then answers (sync) or publishes the result (async).
  *  - A struct sync_write has two references: the handler's (until the write's handle is
  *    stored) and the completion's (until the reply).
  *  - A struct async_write is in the table from before its submission until its result is
  *    collected (DIO_WAIT, or the failure of its own submission) or dropped: results not
- *    collected within ASYNC_TTL_S seconds, or pushed out when ASYNC_MAX entries exist, are
- *    dropped (counted in async_expired). Only done entries ever leave the table, so the
- *    write's done callback always finds its entry; it stores nothing into it after
- *    releasing the table lock.
+ *    collected within ASYNC_TTL_S seconds are dropped, and a user with ASYNC_PER_UID
+ *    entries makes room by dropping its own oldest result (counted in async_expired); a
+ *    full table drops the oldest result of the user holding most. Only done entries ever
+ *    leave the table, so the write's completion always finds its entry; it stores nothing
+ *    into it after releasing the table lock.
  *
  * Locking order: libfuse's request lock (interrupt callbacks) -> ioc->lock -> a write's
  * own lock (rd_dio_cancel). Replies are sent with no lock of ours held.
  *
  * Must never: read the caller's memory other than through the procmem source, write
- * through a file handle that is not open for writing, or reply to a request twice.
+ * through a file handle that is not open for writing, reply to a request twice, or call a
+ * kernel notification from any thread but the notifier.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,15 +51,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "dio_fs.h"
+#include "notify.h"
 #include "refdio_ioctl.h"
-#include "store.h"
 
 #define ASYNC_MAX	1024	/* asynchronous writes known at once (running or done) */
+#define ASYNC_PER_UID	64	/* of them, one user's (running or done) */
 #define ASYNC_TTL_S	600	/* seconds a result waits to be collected */
 #define CHUNK_MAX	(64u << 20)
 
@@ -62,6 +75,13 @@ _Static_assert(RD_DIO_NR_STRATEGIES <= REFDIO_STATS_MAX_STRATEGIES, "stats slots
 
 struct async_write;
 
+/* One ioctl write in flight, synchronous or asynchronous (all fields under ioc->lock). */
+struct live_write {
+	struct live_write	*next, *prev;	/* in ioc->live */
+	struct rd_dio_write	*w;		/* the handle, once stored */
+	bool			cancel;		/* cut it as soon as the handle is there */
+};
+
 struct wait_req {
 	struct wait_req		*next;		/* in aw->waiters or ioc->eintr (ioc->lock) */
 	fuse_req_t		req;
@@ -74,6 +94,8 @@ struct wait_req {
 
 struct async_write {
 	struct async_write	*next;		/* the table, newest first (ioc->lock) */
+	struct live_write	lw;		/* while it runs */
+	struct rd_notify_ent	ne;		/* its invalidation, then async_finish */
 	struct rd_ioctl		*ioc;
 	uint64_t		id;
 	pid_t			pid;
@@ -86,6 +108,15 @@ struct async_write {
 	long			result;		/* once done */
 	struct rd_dio_write	*w;		/* handle, stored by rd_dio_submit itself */
 	struct wait_req		*waiters;	/* (ioc->lock) */
+	atomic_uint		refs;		/* the table's, and the handler's until it
+						 * has stored the handle in lw */
+};
+
+/* Entries of one user in the table. */
+struct uid_count {
+	struct uid_count	*next;
+	uid_t			uid;
+	unsigned		n;
 };
 
 struct rd_ioctl {
@@ -94,7 +125,10 @@ struct rd_ioctl {
 	pthread_cond_t		cond;		/* the helper: EINTR replies to send, or stop */
 	pthread_cond_t		idle;		/* nr_running reached 0 */
 	struct async_write	*head;
-	unsigned		nr, nr_running;
+	struct uid_count	*uids;		/* entries per user */
+	struct live_write	*live;		/* every ioctl write in flight */
+	unsigned		nr, nr_running;	/* table entries; writes in live */
+	bool			stopping;	/* refuse new writes */
 	uint64_t		next_id;
 	uint64_t		expired;
 	struct wait_req		*eintr;		/* interrupted waits to answer */
@@ -116,18 +150,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/*
- * Tells the kernel that [off, off + len) of ino changed behind its back (pages and
- * attributes, i_size included), before the reply, so that the caller's next read sees the
- * new bytes. Called from a dio worker, never on a path that serves a request of the same
- * inode (the kernel may wait for page locks that such a request holds).
- */
-static void inval_written(struct rd_daemon *d, fuse_ino_t ino, uint64_t off, long res)
-{
-	if (res > 0)
-		(void)fuse_lowlevel_notify_inval_inode(d->se, ino, (off_t)off, (off_t)res);
-}
-
 bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flags)
 {
 	/* O_SYNC includes the O_DSYNC bit. */
@@ -136,10 +158,81 @@ bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flag
 
 /* ---- the table ------------------------------------------------------------------------- */
 
+/* Drops a reference; the table's is dropped where an entry is collected or dropped. */
 static void async_free(struct async_write *aw)
 {
+	if (atomic_fetch_sub(&aw->refs, 1) != 1)
+		return;
 	rd_dio_write_put(aw->w);
 	free(aw);
+}
+
+static struct uid_count *uid_find_locked(struct rd_ioctl *ioc, uid_t uid)
+{
+	for (struct uid_count *u = ioc->uids; u; u = u->next)
+		if (u->uid == uid)
+			return u;
+	return NULL;
+}
+
+/* One more entry for uid (false: out of memory), or one fewer. */
+static bool uid_add_locked(struct rd_ioctl *ioc, uid_t uid, int delta)
+{
+	struct uid_count *u = uid_find_locked(ioc, uid), **pp;
+
+	if (delta > 0) {
+		if (!u) {
+			u = calloc(1, sizeof(*u));
+			if (!u)
+				return false;
+			u->uid = uid;
+			u->next = ioc->uids;
+			ioc->uids = u;
+		}
+		u->n++;
+		return true;
+	}
+	if (!u || --u->n)
+		return true;
+	for (pp = &ioc->uids; *pp != u; pp = &(*pp)->next)
+		;
+	*pp = u->next;
+	free(u);
+	return true;
+}
+
+static void live_link_locked(struct rd_ioctl *ioc, struct live_write *lw)
+{
+	lw->prev = NULL;
+	lw->next = ioc->live;
+	if (ioc->live)
+		ioc->live->prev = lw;
+	ioc->live = lw;
+	ioc->nr_running++;
+}
+
+/* Out of the live list; wakes rd_ioctl_stop when it was the last. */
+static void live_unlink_locked(struct rd_ioctl *ioc, struct live_write *lw)
+{
+	if (lw->prev)
+		lw->prev->next = lw->next;
+	else
+		ioc->live = lw->next;
+	if (lw->next)
+		lw->next->prev = lw->prev;
+	lw->next = lw->prev = NULL;
+	if (!--ioc->nr_running)
+		pthread_cond_broadcast(&ioc->idle);
+}
+
+/* The handle is there: store it, and cut the write if it was to be cut meanwhile. */
+static void live_set_handle(struct rd_ioctl *ioc, struct live_write *lw, struct rd_dio_write *w)
+{
+	pthread_mutex_lock(&ioc->lock);
+	lw->w = w;
+	if (lw->cancel && w)
+		rd_dio_cancel(w);
+	pthread_mutex_unlock(&ioc->lock);
 }
 
 /* Unlinks aw (done) from the table. */
@@ -151,6 +244,7 @@ static void async_unlink_locked(struct rd_ioctl *ioc, struct async_write *aw)
 		if (*pp == aw) {
 			*pp = aw->next;
 			ioc->nr--;
+			uid_add_locked(ioc, aw->uid, -1);
 			return;
 		}
 	}
@@ -177,6 +271,7 @@ static void async_expire_locked(struct rd_ioctl *ioc, uint64_t now, struct async
 		if (aw->done && now - aw->t_done > (uint64_t)ASYNC_TTL_S * 1000000000ull) {
 			*pp = aw->next;
 			ioc->nr--;
+			uid_add_locked(ioc, aw->uid, -1);
 			ioc->expired++;
 			aw->next = *gone;
 			*gone = aw;
@@ -186,22 +281,48 @@ static void async_expire_locked(struct rd_ioctl *ioc, uint64_t now, struct async
 	}
 }
 
-/* Makes room for one more entry: the oldest done result goes. -EAGAIN if all run. */
-static int async_room_locked(struct rd_ioctl *ioc, struct async_write **gone)
+/* The oldest done result of uid (any user: uid == (uid_t)-1), or NULL. */
+static struct async_write *oldest_done_locked(struct rd_ioctl *ioc, uid_t uid)
 {
-	struct async_write *aw, *oldest = NULL;
+	struct async_write *oldest = NULL;
 
-	if (ioc->nr < ASYNC_MAX)
-		return 0;
-	for (aw = ioc->head; aw; aw = aw->next)
-		if (aw->done)
+	for (struct async_write *aw = ioc->head; aw; aw = aw->next)
+		if (aw->done && (uid == (uid_t)-1 || aw->uid == uid))
 			oldest = aw;	/* newest first: the last one seen is the oldest */
-	if (!oldest)
-		return -EAGAIN;
-	async_unlink_locked(ioc, oldest);
-	ioc->expired++;
-	oldest->next = *gone;
-	*gone = oldest;
+	return oldest;
+}
+
+/*
+ * Makes room for one more entry of uid. A user at its quota drops its own oldest result;
+ * a full table drops the oldest result of the user holding most (never of someone with
+ * fewer than the quota unless everyone is under it). -EAGAIN: all of the user's entries
+ * run (or, the table full, every entry that could go runs).
+ */
+static int async_room_locked(struct rd_ioctl *ioc, uid_t uid, struct async_write **gone)
+{
+	struct uid_count *u = uid_find_locked(ioc, uid);
+	struct async_write *victim = NULL;
+
+	if (u && u->n >= ASYNC_PER_UID) {
+		victim = oldest_done_locked(ioc, uid);
+		if (!victim)
+			return -EAGAIN;
+	} else if (ioc->nr >= ASYNC_MAX) {
+		struct uid_count *most = NULL;
+
+		for (struct uid_count *x = ioc->uids; x; x = x->next)
+			if (oldest_done_locked(ioc, x->uid) && (!most || x->n > most->n))
+				most = x;
+		victim = most ? oldest_done_locked(ioc, most->uid) : NULL;
+		if (!victim)
+			return -EAGAIN;
+	}
+	if (victim) {
+		async_unlink_locked(ioc, victim);
+		ioc->expired++;
+		victim->next = *gone;
+		*gone = victim;
+	}
 	return 0;
 }
 
@@ -237,21 +358,19 @@ static void wait_answer(struct wait_req *wr, int err)
 	rd_daemon_end(d);
 }
 
-/* The write's done (a dio worker). */
-static void async_done(void *priv, long res)
+/* The result is known and the kernel's cache invalidated: publish it (the notifier). */
+static void async_finish(struct rd_notify_ent *ne)
 {
-	struct async_write *aw = priv;
+	struct async_write *aw = (struct async_write *)((char *)ne -
+							offsetof(struct async_write, ne));
 	struct rd_ioctl *ioc = aw->ioc;
 	struct wait_req *list, *wr;
 	bool collected = false;
 
-	inval_written(ioc->d, aw->ino, aw->off, res);
 	pthread_mutex_lock(&ioc->lock);
-	aw->result = res;
 	aw->t_done = now_ns();
 	aw->done = true;
-	if (!--ioc->nr_running)
-		pthread_cond_broadcast(&ioc->idle);
+	live_unlink_locked(ioc, &aw->lw);
 	list = aw->waiters;
 	aw->waiters = NULL;
 	for (wr = list; wr; wr = wr->next) {
@@ -271,7 +390,23 @@ static void async_done(void *priv, long res)
 		wait_answer(wr, 0);
 	}
 	if (collected)
-		async_free(aw);	/* drops only our handle: dio holds the write until we return */
+		async_free(aw);	/* drops only our handle: dio frees the write when it is done */
+}
+
+/* The write's done (a dio worker): never a kernel notification here (fuse/notify.c). */
+static void async_done(void *priv, long res)
+{
+	struct async_write *aw = priv;
+
+	aw->result = res;	/* read by others only once done is set, under the lock */
+	aw->ne.ino = aw->ino;
+	aw->ne.off = aw->off;
+	aw->ne.len = res > 0 ? (uint64_t)res : 0;
+	aw->ne.then = async_finish;
+	if (res > 0)
+		rd_notify_queue(aw->ioc->d, &aw->ne);
+	else
+		async_finish(&aw->ne);
 }
 
 /* The helper thread: answers interrupted waits, expires old results. */
@@ -340,9 +475,14 @@ void rd_ioctl_stop(struct rd_daemon *d)
 	if (!ioc)
 		return;
 	pthread_mutex_lock(&ioc->lock);
-	for (struct async_write *aw = ioc->head; aw; aw = aw->next)
-		if (!aw->done && aw->w)
-			rd_dio_cancel(aw->w);
+	ioc->stopping = true;
+	for (struct live_write *lw = ioc->live; lw; lw = lw->next) {
+		lw->cancel = true;
+		if (lw->w)
+			rd_dio_cancel(lw->w);
+	}
+	/* Each ends at its next chunk boundary: reads of a caller that does not answer are
+	 * abandoned, so this waits for disk I/O and the notifier, never for a caller. */
 	while (ioc->nr_running)
 		pthread_cond_wait(&ioc->idle, &ioc->lock);
 	/* The results stay (for nobody now), the handles go: rd_dio_destroy waits for them. */
@@ -367,6 +507,12 @@ void rd_ioctl_exit(struct rd_daemon *d)
 		pthread_join(ioc->helper, NULL);
 	/* rd_dio_destroy ran: every write is done; uncollected results go with us. */
 	async_free_list(ioc->head);
+	while (ioc->uids) {
+		struct uid_count *u = ioc->uids;
+
+		ioc->uids = u->next;
+		free(u);
+	}
 	pthread_cond_destroy(&ioc->idle);
 	pthread_cond_destroy(&ioc->cond);
 	pthread_mutex_destroy(&ioc->lock);
@@ -378,7 +524,7 @@ void rd_ioctl_exit(struct rd_daemon *d)
 
 /* Checks the caller's struct and turns it into dio arguments (done/priv left to set). */
 static int dio_args_from(struct rd_daemon *d, const struct refdio_dio_write *in,
-			 const struct rd_fh *fh, struct rd_dio_args *a)
+			 const struct rd_fh *fh, uid_t uid, struct rd_dio_args *a)
 {
 	bool zero = !in->reserved0;
 
@@ -394,41 +540,63 @@ static int dio_args_from(struct rd_daemon *d, const struct refdio_dio_write *in,
 	a->issue = in->issue ? in->issue - 1 : d->opts.dio_issue;
 	a->window = in->window ? in->window : d->opts.dio_window;
 	a->chunk = in->chunk ? in->chunk : d->opts.dio_chunk;
+	/* The mount's caps: a window or chunk above them is a hint taken as far as allowed. */
+	if (a->window > d->opts.max_window)
+		a->window = d->opts.max_window;
+	if (a->chunk > d->opts.max_chunk)
+		a->chunk = d->opts.max_chunk;
 	a->dsync = (in->flags & REFDIO_DIO_DSYNC) || rd_fh_dsync(d, fh, 0);
+	a->owner = uid;		/* its share of the budget (-o max_held_user) */
 	return 0;
 }
 
 /* The file handle, if it is open for writing; else -EBADF. */
-static int writable_fh(struct rd_daemon *d, struct fuse_file_info *fi, struct rd_fh **out)
+static int writable_fh(struct rd_daemon *d, struct fuse_file_info *fi, struct rd_fh *out)
 {
-	struct rd_fh *fh = fi ? (struct rd_fh *)(uintptr_t)fi->fh : NULL;
-
-	if (!fh || (fh->flags & O_ACCMODE) == O_RDONLY)
+	if (!rd_fh_decode(fi, out) || (out->flags & O_ACCMODE) == O_RDONLY)
 		return -EBADF;
 	if (d->opts.read_only)
 		return -EROFS;
-	*out = fh;
 	return 0;
+}
+
+/* The caller's memory as a source: its identity checked now, while it is blocked in this
+ * very ioctl (cmd, arg), then after every read (engine/dio_caller.c). */
+static int caller_source(fuse_req_t req, unsigned cmd, const void *arg, bool whole_process,
+			 const struct refdio_dio_write *in, struct rd_dio_source **src)
+{
+	struct rd_daemon *d = D_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct rd_dio_caller_expect ex = { .nr = SYS_ioctl, .arg1 = cmd,
+					   .arg2 = (uint64_t)(uintptr_t)arg };
+	struct rd_dio_caller *c;
+	int ret;
+
+	ret = rd_dio_caller_open(ctx->pid, whole_process, &ex, &c);
+	if (ret)
+		return ret;
+	ret = rd_dio_source_procmem(d->readers, c, ctx->uid, in->buf, in->len, src);
+	rd_dio_caller_put(c);
+	return ret;
 }
 
 struct sync_write {
 	fuse_req_t		req;
 	struct rd_daemon	*d;
+	struct live_write	lw;		/* (ioc->lock) */
+	struct rd_notify_ent	ne;		/* its invalidation, then sync_write_reply */
 	fuse_ino_t		ino;
+	long			res;
 	struct refdio_dio_write	io;		/* the caller's struct, returned filled */
 	uint64_t		t0;
 	atomic_uint		refs;		/* the handler's and the completion's */
-	pthread_mutex_t		lock;
-	struct rd_dio_write	*w;		/* handle (lock) */
-	bool			interrupted;	/* (lock) */
 };
 
 static void sync_write_put(struct sync_write *sw)
 {
 	if (atomic_fetch_sub(&sw->refs, 1) != 1)
 		return;
-	rd_dio_write_put(sw->w);
-	pthread_mutex_destroy(&sw->lock);
+	rd_dio_write_put(sw->lw.w);
 	free(sw);
 }
 
@@ -437,45 +605,67 @@ static void sync_write_put(struct sync_write *sw)
 static void sync_write_interrupt(fuse_req_t req, void *data)
 {
 	struct sync_write *sw = data;
+	struct rd_ioctl *ioc = sw->d->ioc;
 
 	(void)req;
-	pthread_mutex_lock(&sw->lock);
-	sw->interrupted = true;
-	if (sw->w)
-		rd_dio_cancel(sw->w);
-	pthread_mutex_unlock(&sw->lock);
+	pthread_mutex_lock(&ioc->lock);
+	sw->lw.cancel = true;
+	if (sw->lw.w)
+		rd_dio_cancel(sw->lw.w);
+	pthread_mutex_unlock(&ioc->lock);
 }
 
-static void sync_write_done(void *priv, long res)
+/* The reply, once the kernel's cache of the range is invalidated (the notifier). */
+static void sync_write_reply(struct rd_notify_ent *ne)
 {
-	struct sync_write *sw = priv;
+	struct sync_write *sw = (struct sync_write *)((char *)ne -
+						      offsetof(struct sync_write, ne));
 	struct rd_daemon *d = sw->d;
 
-	inval_written(d, sw->ino, sw->io.offset, res);
 	fuse_req_interrupt_func(sw->req, NULL, NULL);
-	if (res < 0) {
-		fuse_reply_err(sw->req, (int)-res);
+	if (sw->res < 0) {
+		fuse_reply_err(sw->req, (int)-sw->res);
 	} else {
-		sw->io.result = res;
+		sw->io.result = sw->res;
 		sw->io.elapsed_ns = now_ns() - sw->t0;
 		fuse_reply_ioctl(sw->req, 0, &sw->io, sizeof(sw->io));
 	}
+	pthread_mutex_lock(&d->ioc->lock);
+	live_unlink_locked(d->ioc, &sw->lw);
+	pthread_mutex_unlock(&d->ioc->lock);
 	sync_write_put(sw);
 	rd_daemon_end(d);
 }
 
-static void ioctl_dio_write(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
-			    const struct refdio_dio_write *in)
+/* The write's done (a dio worker): never a kernel notification here (fuse/notify.c). */
+static void sync_write_done(void *priv, long res)
+{
+	struct sync_write *sw = priv;
+
+	sw->res = res;
+	sw->ne.ino = sw->ino;
+	sw->ne.off = sw->io.offset;
+	sw->ne.len = res > 0 ? (uint64_t)res : 0;
+	sw->ne.then = sync_write_reply;
+	if (res > 0)
+		rd_notify_queue(sw->d, &sw->ne);
+	else
+		sync_write_reply(&sw->ne);
+}
+
+static void ioctl_dio_write(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh, unsigned cmd,
+			    const void *arg, const struct refdio_dio_write *in)
 {
 	struct rd_daemon *d = D_of(req);
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct rd_ioctl *ioc = d->ioc;
 	struct rd_dio_source *src = NULL;
 	struct rd_dio_write *w = NULL;
 	struct sync_write *sw;
 	struct rd_dio_args a;
+	bool linked;
 	int ret;
 
-	ret = dio_args_from(d, in, fh, &a);
+	ret = dio_args_from(d, in, fh, fuse_req_ctx(req)->uid, &a);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -491,12 +681,18 @@ static void ioctl_dio_write(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 	sw->io = *in;
 	sw->t0 = now_ns();
 	atomic_init(&sw->refs, 2);
-	pthread_mutex_init(&sw->lock, NULL);
 	rd_daemon_begin(d);
 	/* Before the write exists: an interrupt that came already is seen right here. */
 	fuse_req_interrupt_func(req, sync_write_interrupt, sw);
 
-	ret = rd_dio_source_procmem(rd_fs_store(d->fs)->io, ctx->pid, in->buf, in->len, &src);
+	pthread_mutex_lock(&ioc->lock);
+	ret = ioc->stopping ? -ESHUTDOWN : 0;
+	if (!ret)
+		live_link_locked(ioc, &sw->lw);
+	pthread_mutex_unlock(&ioc->lock);
+	linked = !ret;
+	if (!ret)
+		ret = caller_source(req, cmd, arg, false, in, &src);
 	if (!ret) {
 		a.done = sync_write_done;
 		a.priv = sw;
@@ -505,22 +701,22 @@ static void ioctl_dio_write(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 	if (ret) {
 		/* Nothing started: the completion's reference is ours too. */
 		fuse_req_interrupt_func(req, NULL, NULL);
+		pthread_mutex_lock(&ioc->lock);
+		if (linked)
+			live_unlink_locked(ioc, &sw->lw);
+		pthread_mutex_unlock(&ioc->lock);
 		fuse_reply_err(req, -ret);
 		sync_write_put(sw);
 		sync_write_put(sw);
 		rd_daemon_end(d);
 		return;
 	}
-	pthread_mutex_lock(&sw->lock);
-	sw->w = w;
-	if (sw->interrupted)
-		rd_dio_cancel(w);
-	pthread_mutex_unlock(&sw->lock);
+	live_set_handle(ioc, &sw->lw, w);
 	sync_write_put(sw);
 }
 
-static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
-			     const struct refdio_dio_write *in)
+static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh, unsigned cmd,
+			     const void *arg, const struct refdio_dio_write *in)
 {
 	struct rd_daemon *d = D_of(req);
 	struct rd_ioctl *ioc = d->ioc;
@@ -532,7 +728,7 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 	struct rd_dio_args a;
 	int ret;
 
-	ret = dio_args_from(d, in, fh, &a);
+	ret = dio_args_from(d, in, fh, fuse_req_ctx(req)->uid, &a);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -542,7 +738,7 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = rd_dio_source_procmem(rd_fs_store(d->fs)->io, ctx->pid, in->buf, in->len, &src);
+	ret = caller_source(req, cmd, arg, true, in, &src);
 	if (ret) {
 		free(aw);
 		fuse_reply_err(req, -ret);
@@ -556,16 +752,19 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 	aw->len = in->len;
 	aw->strategy = a.strategy;
 	aw->t_submit = now_ns();
+	atomic_init(&aw->refs, 2);
 
 	/* In the table first: the write's done must find it, however soon it comes. */
 	pthread_mutex_lock(&ioc->lock);
-	ret = async_room_locked(ioc, &gone);
+	ret = ioc->stopping ? -ESHUTDOWN : async_room_locked(ioc, aw->uid, &gone);
+	if (!ret && !uid_add_locked(ioc, aw->uid, +1))
+		ret = -ENOMEM;
 	if (!ret) {
 		aw->id = ioc->next_id++;
 		aw->next = ioc->head;
 		ioc->head = aw;
 		ioc->nr++;
-		ioc->nr_running++;
+		live_link_locked(ioc, &aw->lw);
 	}
 	pthread_mutex_unlock(&ioc->lock);
 	async_free_list(gone);
@@ -586,8 +785,7 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 		aw->done = true;
 		aw->result = ret;
 		aw->t_done = now_ns();
-		if (!--ioc->nr_running)
-			pthread_cond_broadcast(&ioc->idle);
+		live_unlink_locked(ioc, &aw->lw);
 		list = aw->waiters;
 		aw->waiters = NULL;
 		for (struct wait_req *wr = list; wr; wr = wr->next) {
@@ -603,10 +801,19 @@ static void ioctl_dio_submit(fuse_req_t req, fuse_ino_t ino, struct rd_fh *fh,
 			wait_answer(wr, 0);
 		}
 		async_free(aw);
+		async_free(aw);
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	/* aw may be collected and gone already: only the copy is used from here on. */
+	/* The handle for rd_ioctl_stop, while the write runs (our reference keeps aw). */
+	pthread_mutex_lock(&ioc->lock);
+	if (!aw->done) {
+		aw->lw.w = aw->w;
+		if (aw->lw.cancel)
+			rd_dio_cancel(aw->w);
+	}
+	pthread_mutex_unlock(&ioc->lock);
+	async_free(aw);
 	fuse_reply_ioctl(req, 0, &out, sizeof(out));
 }
 
@@ -731,6 +938,23 @@ static void ioctl_stats(fuse_req_t req, const void *in_buf, size_t size)
 	st->default_window = d->opts.dio_window;
 	st->default_chunk = d->opts.dio_chunk;
 	st->requests_inflight = (uint64_t)atomic_load(&d->inflight);
+	st->daemon_pid = (uint64_t)getpid();
+	st->max_window = d->opts.max_window;
+	st->max_chunk = d->opts.max_chunk;
+	{
+		struct rd_dio_budget_stats bs;
+		struct rd_dio_readers_stats rs;
+
+		rd_dio_budget_stats(d->dio, &bs);
+		st->budget_max = bs.max;
+		st->budget_max_user = d->opts.max_held_user;
+		st->budget_held = bs.held;
+		st->budget_peak = bs.peak;
+		st->budget_waits = bs.waited;
+		rd_dio_readers_stats(d->readers, &rs);
+		st->reads_stalled = rs.stalled;
+		st->reads_timed_out = (uint32_t)rs.timeouts;
+	}
 	pthread_mutex_lock(&d->pool.lock);
 	st->rbufs_in_use = d->pool.total - d->pool.nr_free;
 	st->rbufs_peak = d->pool.peak;
@@ -795,10 +1019,9 @@ void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 	struct rd_daemon *d = D_of(req);
 	unsigned c = cmd;
 	struct refdio_dio_write win;
-	struct rd_fh *fh = NULL;
+	struct rd_fh fhv, *fh = &fhv;
 	int ret;
 
-	(void)arg;
 	(void)flags;	/* FUSE_IOCTL_COMPAT: the structs have one layout for both */
 	if (_IOC_TYPE(c) != REFDIO_IOCTL_MAGIC) {
 		fuse_reply_err(req, ENOTTY);
@@ -835,13 +1058,13 @@ void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		return;
 	}
 	memcpy(&win, in_buf, sizeof(win));
-	ret = writable_fh(d, fi, &fh);
+	ret = writable_fh(d, fi, fh);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
 	if (c == REFDIO_IOC_DIO_WRITE)
-		ioctl_dio_write(req, ino, fh, &win);
+		ioctl_dio_write(req, ino, fh, cmd, arg, &win);
 	else
-		ioctl_dio_submit(req, ino, fh, &win);
+		ioctl_dio_submit(req, ino, fh, cmd, arg, &win);
 }

@@ -120,6 +120,9 @@ int rd_loop_run(struct fuse_session *se, struct rd_rbuf_pool *pool,
 
 		if (sig > 0 && !res->signal) {
 			res->signal = sig;
+			/* Whatever must end while requests are still answered ends now. */
+			if (o && o->quiesce)
+				o->quiesce(o->priv);
 			atomic_store(&l.stopping, true);
 			fuse_session_exit(se);
 		}

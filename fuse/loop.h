@@ -8,7 +8,8 @@
  * Ending: the loop ends when the filesystem is unmounted (the kernel's read fails with
  * ENODEV), or when SIGTERM, SIGINT or SIGHUP arrives: then receiving stops, and threads
  * blocked in read() are woken with SIGUSR1 (libfuse's fuse_session_exit alone does not
- * wake them). Requests still in flight are the caller's to drain after rd_loop_run.
+ * wake them). On a signal, o->quiesce runs first, while requests are still received.
+ * Requests still in flight are the caller's to drain after rd_loop_run.
  */
 #ifndef RD_LOOP_H
 #define RD_LOOP_H
@@ -21,6 +22,10 @@
 
 struct rd_loop_opts {
 	unsigned threads;	/* receiving threads; 0 = 4 */
+	/* On a terminating signal, called on the main thread before receiving stops: the
+	 * receive threads keep answering requests until it returns. May block. */
+	void	(*quiesce)(void *priv);
+	void	*priv;
 };
 
 struct rd_loop_result {

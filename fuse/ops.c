@@ -344,49 +344,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static int fh_new(struct rd_daemon *d, struct fuse_file_info *fi)
 {
-	struct rd_fh *fh = malloc(sizeof(*fh));
-
-	if (!fh)
-		return -ENOMEM;
-	fh->flags = fi->flags;
-	fh->prev = NULL;
-	pthread_mutex_lock(&d->fh_lock);
-	fh->next = d->fhs;
-	if (d->fhs)
-		d->fhs->prev = fh;
-	d->fhs = fh;
-	pthread_mutex_unlock(&d->fh_lock);
-	fi->fh = (uint64_t)(uintptr_t)fh;
+	fi->fh = rd_fh_encode(fi->flags);
 	if (d->opts.direct_io)
 		fi->direct_io = 1;
 	return 0;
-}
-
-static void fh_free(struct rd_daemon *d, struct fuse_file_info *fi)
-{
-	struct rd_fh *fh = (struct rd_fh *)(uintptr_t)fi->fh;
-
-	pthread_mutex_lock(&d->fh_lock);
-	if (fh->prev)
-		fh->prev->next = fh->next;
-	else
-		d->fhs = fh->next;
-	if (fh->next)
-		fh->next->prev = fh->prev;
-	pthread_mutex_unlock(&d->fh_lock);
-	free(fh);
-}
-
-void rd_daemon_free_fhs(struct rd_daemon *d)
-{
-	pthread_mutex_lock(&d->fh_lock);
-	while (d->fhs) {
-		struct rd_fh *fh = d->fhs;
-
-		d->fhs = fh->next;
-		free(fh);
-	}
-	pthread_mutex_unlock(&d->fh_lock);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -412,8 +373,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	if (fuse_reply_open(req, fi))
-		fh_free(d, fi);
+	fuse_reply_open(req, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -441,16 +401,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	to_entry(d, &s, &e);
-	if (fuse_reply_create(req, &e, fi)) {
+	if (fuse_reply_create(req, &e, fi))
 		rd_fs_iput(d->fs, s.ino, 1);
-		fh_free(d, fi);
-	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	fh_free(D(req), fi);
+	(void)fi;	/* the handle holds no memory (daemon.h) */
 	fuse_reply_err(req, 0);
 }
 
@@ -544,7 +502,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	struct rd_daemon *d = D(req);
-	struct rd_fh *fh = (struct rd_fh *)(uintptr_t)fi->fh;
+	struct rd_fh fhv, *fh = rd_fh_decode(fi, &fhv) ? &fhv : NULL;
 	struct rd_rbuf *rb = rd_rbuf_current();
 	struct rd_dio_args a = {
 		.off = (uint64_t)off, .strategy = d->opts.dio_strategy,

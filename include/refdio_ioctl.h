@@ -2,19 +2,27 @@
  * refdio_ioctl.h - the ioctls of a mounted refdio filesystem (public header, installed).
  *
  * Direct writes from the caller's own memory: the daemon reads the bytes of the calling
- * process through /proc/PID/mem (PID as the kernel reports it for the request, never taken
- * from these structs), a chunk at a time, with a bounded number of chunks in flight. One
- * call writes any length: the kernel does not split it.
+ * process with process_vm_readv (the process the kernel names for the request, never one
+ * taken from these structs; honouring its protections), a chunk at a time, with a bounded
+ * number of chunks in flight and under the mount's memory budget. One call writes any
+ * length: the kernel does not split it.
  *
  *   REFDIO_IOC_DIO_WRITE   synchronous: returns when the write ended. A signal (FUSE
  *                          interrupt) stops it at the next chunk boundary; the call then
  *                          returns the bytes written so far. Returns 0 with result = bytes
  *                          written (fewer than len on a short write), or -1 with errno
- *                          when nothing was written (EFAULT: bad address; ENOSPC; EINTR;
- *                          EBADF: the file is not open for writing; EINVAL: bad fields).
+ *                          when nothing was written (EFAULT: bad or unreadable address,
+ *                          PROT_NONE included; ENOSPC; EINTR; EBADF: the file is not open
+ *                          for writing; EINVAL: bad fields; ENOBUFS: the write can never
+ *                          fit the mount's memory budget, -o max_held (pin: the whole
+ *                          write at once), nothing was written; ETIMEDOUT: the caller's
+ *                          memory did not answer within -o source_timeout; ESHUTDOWN: the
+ *                          daemon is stopping).
  *   REFDIO_IOC_DIO_SUBMIT  asynchronous: returns at once with id; the write goes on in
  *                          the daemon. If the caller exits meanwhile, the write ends at
- *                          the next chunk boundary (a prefix stays written).
+ *                          the next chunk boundary (a prefix stays written). EAGAIN: this
+ *                          user already has 64 writes running or uncollected, all running
+ *                          (older uncollected results of the same user make room first).
  *   REFDIO_IOC_DIO_WAIT    the result of a submitted write (by id): waits for it (a
  *                          signal interrupts the wait, not the write) or, with
  *                          REFDIO_WAIT_NOWAIT, fails with EAGAIN while it still runs.
@@ -61,9 +69,10 @@ struct refdio_dio_write {
 	uint64_t	offset;		/* in: file offset of the first byte */
 	uint32_t	flags;		/* in: REFDIO_DIO_* */
 	uint32_t	strategy;	/* in: REFDIO_STRATEGY_* */
-	uint32_t	window;		/* in: refctx chunks in flight; 0 = the mount's */
+	uint32_t	window;		/* in: refctx chunks in flight; 0 = the mount's; cut
+					 * to the mount's -o max_window */
 	uint32_t	chunk;		/* in: chunk bytes, a multiple of 4096 up to 64 MiB;
-					 * 0 = the mount's */
+					 * 0 = the mount's; cut to -o max_chunk */
 	uint32_t	issue;		/* in: REFDIO_ISSUE_* */
 	uint32_t	reserved0;
 	uint64_t	id;		/* out (SUBMIT): the write's id, never 0 */
@@ -126,7 +135,7 @@ struct refdio_async_info {
 	uint64_t	elapsed_ns;	/* so far, or until completion */
 };
 
-#define REFDIO_STATS_VERSION	1
+#define REFDIO_STATS_VERSION	2
 #define REFDIO_STATS_MAX_STRATEGIES 8
 #define REFDIO_STATS_MAX_ASYNC	16
 
@@ -151,8 +160,18 @@ struct refdio_stats {
 	uint64_t	async_done;		/* finished, result not collected yet */
 	uint64_t	async_expired;		/* results dropped uncollected (age or room) */
 	uint32_t	nr_async;		/* entries used in async[] (newest first) */
-	uint32_t	reserved0;
-	uint64_t	reserved[8];
+	/* Version 2 (zero from a version 1 daemon): */
+	uint32_t	max_window;		/* out: -o max_window */
+	uint64_t	daemon_pid;		/* out: the daemon's process id */
+	uint64_t	budget_max;		/* out: -o max_held: chunk-buffer bytes at most */
+	uint64_t	budget_max_user;	/* out: -o max_held_user: of it, one user's */
+	uint64_t	budget_held;		/* out: reserved by writes now */
+	uint64_t	budget_peak;		/* out: the most reserved at once */
+	uint64_t	budget_waits;		/* out: writes that waited for the budget */
+	uint64_t	reads_stalled;		/* out: reads of a caller's memory written off
+						 * (timed out or cancelled) and still stuck */
+	uint32_t	max_chunk;		/* out: -o max_chunk (bytes) */
+	uint32_t	reads_timed_out;	/* out: reads that passed -o source_timeout */
 	struct refdio_strategy_stats strategy[REFDIO_STATS_MAX_STRATEGIES];
 	struct refdio_async_info async[REFDIO_STATS_MAX_ASYNC];
 };

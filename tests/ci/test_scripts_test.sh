@@ -38,6 +38,16 @@ fi
 echo "demo done"
 EOF
 
+# The stub fuzz: 4 harnesses; FAKE_FUZZ=fail: one fails; FAKE_FUZZ=dies: no count line.
+cat >"$work/tree/scripts/fuzz" <<'EOF'
+#!/usr/bin/env bash
+case ${FAKE_FUZZ:-ok} in
+  ok) echo "4 passed, 0 failed" ;;
+  fail) echo "fuzz_node: crash-1234"; echo "3 passed, 1 failed"; exit 1 ;;
+  dies) echo "clang: not found" >&2; exit 127 ;;
+esac
+EOF
+
 # The fake meson. FAKE_MESON names what it does:
 #   ok            3 tests listed, 3 OK
 #   setup-fails   meson setup exits 1
@@ -99,23 +109,27 @@ case $cmd in
 esac
 exit 0
 EOF
-chmod +x "$work/bin/meson" "$work/tree/scripts/demo" "$work/tree/scripts/deps"
+chmod +x "$work/bin/meson" "$work/tree/scripts/demo" "$work/tree/scripts/deps" \
+  "$work/tree/scripts/fuzz"
 
 # check NAME WANT-STATUS LAST-LINE-REGEX ENV...: runs the copy of scripts/test.
 check() {
   local name=$1 want=$2 pat=$3; shift 3
-  local out st last
+  local out st last plain
   cases=$((cases + 1))
   rm -rf "$work/tree/build-"*
   out=$(cd "$work/tree" && env -u CI "$@" PATH="$work/bin:$PATH" ./scripts/test 2>&1)
   st=$?
-  last=$(tail -n 1 <<<"$out")
+  last=$(tail -n 2 <<<"$out" | head -n 1)
+  plain=$(tail -n 1 <<<"$out")
   if { [ "$want" = nz ] && [ "$st" -eq 0 ]; } || { [ "$want" = 0 ] && [ "$st" -ne 0 ]; }; then
     echo "FAIL $name: exit status $st, wanted $want"
   elif ! grep -qE "^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped" <<<"$last"; then
-    echo "FAIL $name: last line does not begin 'N passed, N failed, N skipped': $last"
+    echo "FAIL $name: line before the last does not begin 'N passed, N failed, N skipped': $last"
+  elif [ "$plain" != "$(grep -oE '^[0-9]+ passed, [0-9]+ failed' <<<"$last")" ]; then
+    echo "FAIL $name: the last line is not the plain 'N passed, N failed' of: $last: $plain"
   elif ! grep -qE -- "$pat" <<<"$last"; then
-    echo "FAIL $name: last line lacks /$pat/: $last"
+    echo "FAIL $name: the line before the last lacks /$pat/: $last"
   else
     echo "ok   $name: $last"
     return
@@ -124,23 +138,26 @@ check() {
   tail -n 15 <<<"$out" | sed 's/^/    /'
 }
 
-# The positive control: the script can pass. 8 = the demo, the clang build, 3 + 3 tests.
-check "all pass" 0 '^8 passed, 0 failed, 0 skipped$' FAKE_MESON=ok
-check "all pass on CI" 0 '^8 passed, 0 failed, 0 skipped$' FAKE_MESON=ok CI=true
+# The positive control: the script can pass. 12 = the demo, the clang build, 3 + 3 tests,
+# 4 fuzz harnesses.
+check "all pass" 0 '^12 passed, 0 failed, 0 skipped$' FAKE_MESON=ok
+check "all pass on CI" 0 '^12 passed, 0 failed, 0 skipped$' FAKE_MESON=ok CI=true
 # The run itself fails: never "0 failed", always named on the last line.
-check "setup fails" nz '^1 passed, 3 failed, 0 skipped; FAILED: meson setup build-clang exited with status 1 .*meson setup build-asan exited with status 1 .*meson setup build-tsan' FAKE_MESON=setup-fails
-check "compile fails" nz '^1 passed, 3 failed, 0 skipped; FAILED: meson compile -C build-clang exited with status 1 .*meson compile -C build-asan exited with status 1' FAKE_MESON=compile-fails
-check "runner aborts" nz '^6 passed, 4 failed, 0 skipped; FAILED: build-asan: 2 of 5 tests have a result in rdtest.json;meson test -C build-asan exited with status 1;build-tsan: 2 of 5 tests have a result in rdtest-setarch.json' FAKE_MESON=aborts
-check "runner crashes" nz '^4 passed, 4 failed, 0 skipped; FAILED: build-asan: 1 of 3 tests have a result in rdtest.json;meson test -C build-asan exited with status 139' FAKE_MESON=crashes
-check "runner writes no log" nz '^2 passed, 2 failed, 0 skipped; FAILED: build-asan: 0 of 3 tests have a result in rdtest.json;build-tsan: 0 of 3' FAKE_MESON=no-log
+check "setup fails" nz '^5 passed, 3 failed, 0 skipped; FAILED: meson setup build-clang exited with status 1 .*meson setup build-asan exited with status 1 .*meson setup build-tsan' FAKE_MESON=setup-fails
+check "compile fails" nz '^5 passed, 3 failed, 0 skipped; FAILED: meson compile -C build-clang exited with status 1 .*meson compile -C build-asan exited with status 1' FAKE_MESON=compile-fails
+check "runner aborts" nz '^10 passed, 4 failed, 0 skipped; FAILED: build-asan: 2 of 5 tests have a result in rdtest.json;meson test -C build-asan exited with status 1;build-tsan: 2 of 5 tests have a result in rdtest-setarch.json' FAKE_MESON=aborts
+check "runner crashes" nz '^8 passed, 4 failed, 0 skipped; FAILED: build-asan: 1 of 3 tests have a result in rdtest.json;meson test -C build-asan exited with status 139' FAKE_MESON=crashes
+check "runner writes no log" nz '^6 passed, 2 failed, 0 skipped; FAILED: build-asan: 0 of 3 tests have a result in rdtest.json;build-tsan: 0 of 3' FAKE_MESON=no-log
 check "deps fail" nz '^0 passed, 1 failed, 0 skipped; FAILED: scripts/deps could not install the packages$' FAKE_MESON=ok FAKE_DEPS=fail
-check "demo fails" nz '^7 passed, 1 failed, 0 skipped; FAILED: scripts/demo exited with status 1' FAKE_MESON=ok FAKE_DEMO=fail
+check "demo fails" nz '^11 passed, 1 failed, 0 skipped; FAILED: scripts/demo exited with status 1' FAKE_MESON=ok FAKE_DEMO=fail
+check "a fuzz harness fails" nz '^11 passed, 1 failed, 0 skipped; FAILED: 1 fuzz harness' FAKE_MESON=ok FAKE_FUZZ=fail
+check "fuzz dies" nz '^8 passed, 1 failed, 0 skipped; FAILED: scripts/fuzz ended without its count \(status 127' FAKE_MESON=ok FAKE_FUZZ=dies
 # Tests fail: counted one by one.
-check "tests fail" nz '^4 passed, 4 failed, 0 skipped$' FAKE_MESON=fails
+check "tests fail" nz '^8 passed, 4 failed, 0 skipped$' FAKE_MESON=fails
 # Skips: counted as skipped, never as passed; on CI a failure unless allowed.
-check "skip" 0 '^6 passed, 0 failed, 2 skipped$' FAKE_MESON=skips
-check "skip on CI" nz '^6 passed, 2 failed, 0 skipped; FAILED: fake / t3 skipped on CI' FAKE_MESON=skips CI=true
-check "allowed skip on CI" 0 '^6 passed, 0 failed, 2 skipped$' FAKE_MESON=skips-allowed CI=true
+check "skip" 0 '^10 passed, 0 failed, 2 skipped$' FAKE_MESON=skips
+check "skip on CI" nz '^10 passed, 2 failed, 0 skipped; FAILED: fake / t3 skipped on CI' FAKE_MESON=skips CI=true
+check "allowed skip on CI" 0 '^10 passed, 0 failed, 2 skipped$' FAKE_MESON=skips-allowed CI=true
 
 echo "scripts/test: $cases cases, $failures failures"
 [ "$failures" -eq 0 ]

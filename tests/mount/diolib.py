@@ -57,6 +57,58 @@ class Memory:
         self.mm.close()
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
+
+
+def mprotect(addr, length, prot):
+    if _libc.mprotect(ctypes.c_void_p(addr), length, prot):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def _ioc(d, t, nr, size):
+    return (d << 30) | (size << 16) | (t << 8) | nr
+
+
+UFFDIO_API = _ioc(3, 0xAA, 0x3F, 24)
+UFFDIO_REGISTER = _ioc(3, 0xAA, 0x00, 32)
+UFFDIO_ZEROPAGE = _ioc(3, 0xAA, 0x04, 32)
+
+
+def userfaultfd_stall(addr, length):
+    """Registers [addr, addr + length) (untouched anonymous memory) with a new
+    userfaultfd for missing pages and returns its fd: every access to those pages,
+    the daemon's included, waits until someone resolves them (nobody does) or the fd
+    is closed by every process holding it. Needs root."""
+    fd = _libc.syscall(323, os.O_CLOEXEC)   # userfaultfd(2), x86-64
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "userfaultfd: " + os.strerror(e))
+    api = bytearray(struct.pack("=QQQ", 0xAA, 0, 0))
+    fcntl.ioctl(fd, UFFDIO_API, api, True)
+    reg = bytearray(struct.pack("=QQQQ", addr, length, 1, 0))   # MODE_MISSING
+    fcntl.ioctl(fd, UFFDIO_REGISTER, reg, True)
+    return fd
+
+
+def userfaultfd_resolve(fd, addr, length):
+    """Zero pages for the range: the waiters go on."""
+    z = bytearray(struct.pack("=QQQq", addr, length, 0, 0))
+    fcntl.ioctl(fd, UFFDIO_ZEROPAGE, z, True)
+
+
+def vm_hwm(pid):
+    """The process's peak resident memory (VmHWM) in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM for %d" % pid)
+
+
 def _write_struct(addr, length, offset, flags=0, strategy=0, issue=0, window=0, chunk=0):
     # buf, len, offset, flags, strategy, window, chunk, issue, reserved0, id, result,
     # elapsed_ns, reserved[4]
@@ -147,6 +199,23 @@ def check_pattern_chunks(path, seed, n, chunk, rng, probe=4096):
             if got != want:
                 return False
     return True
+
+STATS_STRATEGY_OFF = 168     # offsetof(struct refdio_stats, strategy)
+STRATEGY_STATS_SIZE = 192
+
+
+def committed_chunks(path, strategy=1):
+    """Chunks committed by a strategy, straight from REFDIO_IOC_STATS (no process spawned:
+    fast enough to poll while a write runs)."""
+    b = bytearray(2472)
+    struct.pack_into("=I", b, 0, 2472)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, STATS, b, True)
+    finally:
+        os.close(fd)
+    off = STATS_STRATEGY_OFF + (strategy - 1) * STRATEGY_STATS_SIZE + 16
+    return struct.unpack_from("=Q", b, off)[0]
 
 
 def stats(mnt, reset=False):

@@ -1,8 +1,8 @@
 """test_dio.py - direct writes through a real mount: the dio ioctls and ordinary writes.
 
 - Bound: one 2 GiB ioctl write with refctx and W = 4 holds at most 4 chunks (the daemon's
-  own figures, via `refdio stats`); the same write with pin holds about 2 GiB. (Under
-  ThreadSanitizer this write and the mutating caller's are diolib.SCALE times smaller.)
+  own figures, via `refdio stats`); with pin it can never fit the mount's budget and
+  fails before writing anything, while a 192 MiB pin holds all of it.
 - Equivalence: on mounts with every strategy and issue mode, the same random sequence of
   ioctl writes (from this process's memory, with per-call strategies, windows and chunk
   sizes), ordinary writes (through FUSE, hence through the mount's strategy), pattern
@@ -103,18 +103,25 @@ class DioMount(unittest.TestCase):
             self.assertTrue(diolib.check_pattern(self.m.path("bound"), 5, off, diolib.PERIOD))
         self.drop("bound")
 
-        rc, r = diolib.dio_write_cli(self.m.path("bound"), "--size", str(big), "--strategy",
-                                     "pin", "--pattern", "6")
+        # pin holds the whole write: 2 GiB can never fit the default 256 MiB budget (it
+        # fails before anything is written), 192 MiB can and holds all of it.
+        rc, r = diolib.dio_write_cli(self.m.path("bound"), "--size", "2G", "--strategy", "pin",
+                                     "--pattern", "6", check=False)
+        self.assertEqual(rc, 1)
+        self.assertEqual(os.stat(self.m.path("bound")).st_size, 0)
+        self.drop("bound")
+        rc, r = diolib.dio_write_cli(self.m.path("bound"), "--size", "192M", "--strategy", "pin",
+                                     "--pattern", "6")
         self.assertEqual(rc, 0)
         full = diolib.stats(self.m.mnt)
         st = full["strategies"]["pin"]
-        print("pin, %d MiB: %.0f MiB/s, held peak %d MiB (one write %d MiB), daemon RSS now "
-              "%d MiB" % (big >> 20, r["mib_per_s"], st["held_peak"] >> 20, st["write_held_peak"] >> 20,
+        print("pin, 192 MiB: %.0f MiB/s, held peak %d MiB (one write %d MiB), daemon RSS now "
+              "%d MiB" % (r["mib_per_s"], st["held_peak"] >> 20, st["write_held_peak"] >> 20,
                           full["rss_bytes"] >> 20), file=sys.stderr)
-        self.assertGreaterEqual(st["write_held_peak"], big)
-        self.assertLessEqual(st["write_held_peak"], big + 2 * MIB)
+        self.assertGreaterEqual(st["write_held_peak"], 192 * MIB)
+        self.assertLessEqual(st["write_held_peak"], 192 * MIB + 2 * MIB)
         self.assertEqual(st["held_now"], 0)
-        self.assertTrue(diolib.check_pattern(self.m.path("bound"), 6, big - diolib.PERIOD,
+        self.assertTrue(diolib.check_pattern(self.m.path("bound"), 6, 192 * MIB - diolib.PERIOD,
                                              diolib.PERIOD))
         self.drop("bound")
 
@@ -233,8 +240,8 @@ class DioMount(unittest.TestCase):
             os.close(fd)
             mem.close()
         # Stats on the root and on a file agree on what they are.
-        self.assertEqual(diolib.stats(self.m.mnt)["version"], 1)
-        self.assertEqual(diolib.stats(path)["version"], 1)
+        self.assertEqual(diolib.stats(self.m.mnt)["version"], 2)
+        self.assertEqual(diolib.stats(path)["version"], 2)
         p = subprocess.run([diolib.REFDIO, "stats", "--help"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 0)
         self.assertIn("--watch", p.stdout)

@@ -227,7 +227,7 @@ static void source_refusals(void)
 	struct rd_dio_rbuf rb = { 0 };
 	int refs = 0;
 
-	CHECK_EQ(rd_dio_source_procmem(NULL, 1, 0, 1, &src), -EINVAL);
+	CHECK_EQ(rd_dio_source_procmem(NULL, NULL, 0, 0, 1, &src), -EINVAL);
 	CHECK(src == NULL);
 	/* A refused buffer takes no reference. */
 	rb = (struct rd_dio_rbuf){ .len = 10, .get = ref_get, .put = ref_put, .owner = &refs };

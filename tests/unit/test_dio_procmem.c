@@ -1,13 +1,17 @@
 /*
- * test_dio_procmem.c - the caller's own memory, read through /proc/PID/mem with io_uring.
+ * test_dio_procmem.c - the caller's own memory, read with process_vm_readv on the reader
+ * threads, its identity checked after every read.
  *
  * A forked child fills a buffer with a known pattern and sends its address through a pipe.
  * Then: every strategy copies it exactly; an unmapped range gives -EFAULT (at the first
- * chunk) or a short write (later); a child rewriting its buffer leaves only extents whose
- * stored bytes match their checksums; and, 20 times with random strategy, sink latency and
- * moment, the child is SIGKILLed while the write runs: the write ends with an exact prefix
- * of the pattern on a chunk boundary (or all of it, or -ESRCH), with no read of a dead
- * address space. Needs ptrace access to the child (root or the same user).
+ * chunk) or a short write (later); a PROT_NONE range in the middle ends every strategy's
+ * write with the prefix before it, as a kernel direct write would (negative control: the
+ * same range made readable again is written whole); a child rewriting its buffer leaves
+ * only extents whose stored bytes match their checksums; and, 20 times with random
+ * strategy, sink latency and moment, the child is SIGKILLed while the write runs: the
+ * write ends with an exact prefix of the pattern on a chunk boundary (or all of it, or
+ * -ESRCH), with no read of a dead address space. Needs ptrace access to the child (root or
+ * the same user).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -19,15 +23,15 @@
 #include "test_dio_util.h"
 #include "csum.h"
 #include "errors.h"
-#include "io.h"
 
 #define MIB ((uint64_t)1024 * 1024)
 
-enum child_mode { C_PAUSE, C_MUTATE, C_UNMAP_TAIL };
+enum child_mode { C_PAUSE, C_MUTATE, C_UNMAP_TAIL, C_PROTNONE };
 
 struct child {
 	pid_t		pid;
 	uint64_t	addr;
+	int		pipe;	/* C_PROTNONE: the child says when it changed protections */
 };
 
 /* Only async-signal-safe work in the child: the parent has threads. */
@@ -53,9 +57,25 @@ static struct child spawn(uint64_t len, uint64_t seed, enum child_mode mode)
 		pat_fill(b, len, seed, 0);
 		if (mode == C_UNMAP_TAIL)
 			munmap(b + len / 2, len / 2);
+		if (mode == C_PROTNONE)	/* the third quarter; SIGUSR1 makes it readable */
+			mprotect(b + len / 2, len / 4, PROT_NONE);
 		a = (uint64_t)(uintptr_t)b;
 		if (write(p[1], &a, sizeof(a)) != sizeof(a))
 			_exit(1);
+		if (mode == C_PROTNONE) {
+			sigset_t set;
+			int sig;
+
+			sigemptyset(&set);
+			sigaddset(&set, SIGUSR1);
+			sigprocmask(SIG_BLOCK, &set, NULL);
+			if (write(p[1], &a, sizeof(a)) != sizeof(a))	/* "blocked" */
+				_exit(1);
+			sigwait(&set, &sig);
+			mprotect(b + len / 2, len / 4, PROT_READ);
+			if (write(p[1], &a, sizeof(a)) != sizeof(a))	/* "readable" */
+				_exit(1);
+		}
 		if (mode == C_MUTATE) {
 			volatile uint64_t *w = (volatile uint64_t *)b;
 
@@ -67,8 +87,24 @@ static struct child spawn(uint64_t len, uint64_t seed, enum child_mode mode)
 	}
 	close(p[1]);
 	CHECK_EQ(read(p[0], &c.addr, sizeof(c.addr)), sizeof(c.addr));
-	close(p[0]);
+	if (mode == C_PROTNONE)
+		c.pipe = p[0];
+	else
+		close(p[0]);
 	return c;
+}
+
+/* A source over the child's [addr, addr + len), as the daemon makes one. */
+static struct rd_dio_source *csrc(struct rd_dio_readers *r, pid_t pid, uint64_t addr,
+				  uint64_t len)
+{
+	struct rd_dio_source *src;
+	struct rd_dio_caller *c;
+
+	CHECK_OK(rd_dio_caller_open(pid, true, NULL, &c));
+	CHECK_OK(rd_dio_source_procmem(r, c, 0, addr, len, &src));
+	rd_dio_caller_put(c);
+	return src;
 }
 
 static void reap(struct child *c)
@@ -77,7 +113,7 @@ static void reap(struct child *c)
 	CHECK_EQ(waitpid(c->pid, NULL, 0), c->pid);
 }
 
-static void copies(struct rd_dio *d, struct rd_io *io, uint64_t seed)
+static void copies(struct rd_dio *d, struct rd_dio_readers *io, uint64_t seed)
 {
 	const uint64_t len = 12 * MIB + 12345;
 	struct tsink_opts so = tsink_opts_default();
@@ -95,7 +131,7 @@ static void copies(struct rd_dio *d, struct rd_io *io, uint64_t seed)
 
 			memset(ts.file, 0, len + 777);
 			tsink_reset(&ts);
-			CHECK_OK(rd_dio_source_procmem(io, c.pid, c.addr, len, &src));
+			CHECK_OK((src = csrc(io, c.pid, c.addr, len), 0));
 			CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), len);
 			CHECK_OK(pat_check(ts.file + 777, len, seed, 0));
 			CHECK_OK(tsink_check_prefix(&ts, 777, len));
@@ -105,7 +141,7 @@ static void copies(struct rd_dio *d, struct rd_io *io, uint64_t seed)
 	tsink_exit(&ts);
 }
 
-static void faults(struct rd_dio *d, struct rd_io *io, uint64_t seed)
+static void faults(struct rd_dio *d, struct rd_dio_readers *io, uint64_t seed)
 {
 	const uint64_t len = 8 * MIB;
 	struct tsink_opts so = tsink_opts_default();
@@ -120,29 +156,34 @@ static void faults(struct rd_dio *d, struct rd_io *io, uint64_t seed)
 	for (unsigned s = 0; s < RD_DIO_NR_STRATEGIES; s++) {
 		a.strategy = s;
 		tsink_reset(&ts);
-		CHECK_OK(rd_dio_source_procmem(io, c.pid, c.addr, len, &src));
+		CHECK_OK((src = csrc(io, c.pid, c.addr, len), 0));
 		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), len / 2);
 		CHECK_OK(pat_check(ts.file, len / 2, seed, 0));
 		/* Entirely unmapped: nothing written, -EFAULT. */
 		tsink_reset(&ts);
-		CHECK_OK(rd_dio_source_procmem(io, c.pid, c.addr + len / 2, MIB, &src));
+		CHECK_OK((src = csrc(io, c.pid, c.addr + len / 2, MIB), 0));
 		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), -EFAULT);
-		CHECK_OK(rd_dio_source_procmem(io, c.pid, 4096, MIB, &src));
+		CHECK_OK((src = csrc(io, c.pid, 4096, MIB), 0));
 		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), -EFAULT);
 		CHECK_EQ(ts.log_n, 0);
 	}
 	/* Killed but not reaped: the zombie keeps its pid, so no other process can have it,
-	 * and its address space is gone: the grab opens an empty mem file and the first read
-	 * finds nothing, -ESRCH with nothing written. */
+	 * and its address space is gone: the caller is gone, -ESRCH with nothing written
+	 * (from the grab or from the first read). */
 	siginfo_t si;
+	struct rd_dio_caller *dc = NULL;
 
 	CHECK(!kill(c.pid, SIGKILL));
 	CHECK(!waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOWAIT));
 	tsink_reset(&ts);
-	long ret = rd_dio_source_procmem(io, c.pid, c.addr, MIB, &src);
+	long ret = rd_dio_caller_open(c.pid, true, NULL, &dc);
 
-	if (!ret)
-		ret = rd_dio_pwrite(d, &ts.sink, src, &a);
+	if (!ret) {
+		ret = rd_dio_source_procmem(io, dc, 0, c.addr, MIB, &src);
+		rd_dio_caller_put(dc);
+		if (!ret)
+			ret = rd_dio_pwrite(d, &ts.sink, src, &a);
+	}
 	CHECK_EQ(ret, -ESRCH);
 	CHECK_EQ(ts.log_n, 0);
 	CHECK_EQ(waitpid(c.pid, NULL, 0), c.pid);
@@ -154,12 +195,57 @@ static void faults(struct rd_dio *d, struct rd_io *io, uint64_t seed)
 
 	CHECK(f && fscanf(f, "%d", &pid_max) == 1 && pid_max > 1);
 	fclose(f);
-	CHECK_EQ(rd_dio_source_procmem(io, pid_max, c.addr, MIB, &src), -ESRCH);
-	CHECK(src == NULL);
+	CHECK_EQ(rd_dio_caller_open(pid_max, true, NULL, &dc), -ESRCH);
 	tsink_exit(&ts);
 }
 
-static void mutating(struct rd_dio *d, struct rd_io *io, uint64_t seed)
+/*
+ * PROT_NONE in the middle (the third quarter of 8 MiB): every strategy stops before it,
+ * with -EFAULT for the chunk that reaches it; then (the negative control: the same child,
+ * the same range) made readable, the whole range is written.
+ */
+static void protnone(struct rd_dio *d, struct rd_dio_readers *io, uint64_t seed)
+{
+	const uint64_t len = 8 * MIB;
+	struct tsink_opts so = tsink_opts_default();
+	struct child c = spawn(len, seed, C_PROTNONE);
+	struct rd_dio_source *src;
+	uint64_t x;
+	struct tsink ts;
+
+	so.file_size = len;
+	CHECK_OK(tsink_init(&ts, &so));
+	CHECK_EQ(read(c.pipe, &x, sizeof(x)), sizeof(x));	/* its signal is blocked */
+	for (unsigned s = 0; s < RD_DIO_NR_STRATEGIES; s++) {
+		struct rd_dio_args a = { .strategy = s };
+
+		tsink_reset(&ts);
+		memset(ts.file, 0, len);
+		src = csrc(io, c.pid, c.addr, len);
+		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), len / 2);
+		CHECK_OK(pat_check(ts.file, len / 2, seed, 0));
+		for (uint64_t i = len / 2; i < len; i += 4096)
+			CHECK(ts.file[i] == 0);
+		/* Starting inside it: nothing at all. */
+		src = csrc(io, c.pid, c.addr + len / 2 + 4096, MIB);
+		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), -EFAULT);
+	}
+	kill(c.pid, SIGUSR1);
+	CHECK_EQ(read(c.pipe, &x, sizeof(x)), sizeof(x));
+	for (unsigned s = 0; s < RD_DIO_NR_STRATEGIES; s++) {
+		struct rd_dio_args a = { .strategy = s };
+
+		tsink_reset(&ts);
+		src = csrc(io, c.pid, c.addr, len);
+		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), len);
+		CHECK_OK(pat_check(ts.file, len, seed, 0));
+	}
+	close(c.pipe);
+	reap(&c);
+	tsink_exit(&ts);
+}
+
+static void mutating(struct rd_dio *d, struct rd_dio_readers *io, uint64_t seed)
 {
 	const uint64_t len = 8 * MIB;
 	struct tsink_opts so = tsink_opts_default();
@@ -174,7 +260,7 @@ static void mutating(struct rd_dio *d, struct rd_io *io, uint64_t seed)
 		struct rd_dio_source *src;
 
 		tsink_reset(&ts);
-		CHECK_OK(rd_dio_source_procmem(io, c.pid, c.addr, len, &src));
+		CHECK_OK((src = csrc(io, c.pid, c.addr, len), 0));
 		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), len);
 		CHECK_EQ(ts.csum_mismatch, 0);
 		for (size_t i = 0; i < ts.log_n; i++)
@@ -203,7 +289,7 @@ static void on_done(void *priv, long res)
 	pthread_mutex_unlock(&wt->lock);
 }
 
-static void killed(struct rd_dio *d, struct rd_io *io, uint64_t seed, uint64_t *rng)
+static void killed(struct rd_dio *d, struct rd_dio_readers *io, uint64_t seed, uint64_t *rng)
 {
 	const uint64_t len = 16 * MIB;
 	struct tsink_opts so = tsink_opts_default();
@@ -228,7 +314,7 @@ static void killed(struct rd_dio *d, struct rd_io *io, uint64_t seed, uint64_t *
 		tsink_reset(&ts);
 		ts.o.max_delay_us = (unsigned)(test_rand(rng) % 2000);
 		CHECK_OK(rd_dio_stats(d, s, &st0));
-		CHECK_OK(rd_dio_source_procmem(io, c.pid, c.addr, len, &src));
+		CHECK_OK((src = csrc(io, c.pid, c.addr, len), 0));
 		CHECK_OK(rd_dio_submit(d, &ts.sink, src, &a, NULL));
 		sleep_us((unsigned)(test_rand(rng) % 15000));
 		kill(c.pid, SIGKILL);
@@ -265,26 +351,19 @@ static void killed(struct rd_dio *d, struct rd_io *io, uint64_t seed, uint64_t *
 int main(void)
 {
 	uint64_t seed = test_seed(), rng = seed | 1;
-	struct rd_io_opts io_opts = { .no_direct = true, .threads = 2 };
-	char path[] = "/tmp/dio-procmem-XXXXXX";
-	struct rd_io *io;
+	struct rd_dio_readers *io;
 	struct rd_dio *d;
-	int fd;
 
-	fd = mkstemp(path);
-	CHECK(fd >= 0);
-	CHECK(!ftruncate(fd, 1 << 20));
-	close(fd);
-	CHECK_OK(rd_io_open(path, &io_opts, &io));
-	unlink(path);
+	CHECK_OK(rd_dio_readers_create(NULL, &io));
 	CHECK_OK(rd_dio_create(NULL, &d));
 
 	copies(d, io, seed);
 	faults(d, io, seed);
+	protnone(d, io, seed);
 	mutating(d, io, seed);
 	killed(d, io, seed, &rng);
 
 	rd_dio_destroy(d);
-	rd_io_close(io);
+	rd_dio_readers_destroy(io);
 	return 0;
 }
