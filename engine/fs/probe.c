@@ -7,6 +7,7 @@
  *
  * Must never: interpret values, or remove a key that a chain still runs through.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,9 +148,12 @@ int rd_probe_next(struct rd_probe *p, const struct rd_bkey **out)
 	}
 }
 
-/* Whether the head slot is taken (a key of any type at chunk 0). */
-static int slot_used(struct rd_store *s, const struct rd_probe_table *tab, uint64_t slot,
-		     uint8_t *type)
+/*
+ * The type of the key at a head slot (chunk 0): > 0 (0 is never stored), 0 if the slot is
+ * empty, or a negative error. One return value carries both answers, so no caller can read
+ * a type that was not set.
+ */
+static int slot_type(struct rd_store *s, const struct rd_probe_table *tab, uint64_t slot)
 {
 	struct rd_bkey *k;
 	int ret;
@@ -157,21 +161,21 @@ static int slot_used(struct rd_store *s, const struct rd_probe_table *tab, uint6
 	ret = rd_btree_lookup(s, tab->id, RD_POS(tab->owner, slot << tab->shift), &k);
 	if (ret == -ENOENT)
 		return 0;
-	if (ret)
+	if (ret < 0)
 		return ret;
-	*type = k->type;
+	assert(ret == 0 && k->type != 0);
+	ret = k->type;
 	free(k);
-	return 1;
+	return ret;
 }
 
 int rd_probe_remove(struct rd_store *s, struct rd_trans *t, const struct rd_probe_table *tab,
 		    uint64_t slot, bool trim)
 {
-	uint8_t type;
 	int ret;
 
 	if (trim && slot < tab->slot_max) {
-		ret = slot_used(s, tab, slot + 1, &type);
+		ret = slot_type(s, tab, slot + 1);
 		if (ret < 0)
 			return ret;
 		trim = ret == 0;
@@ -187,8 +191,8 @@ int rd_probe_remove(struct rd_store *s, struct rd_trans *t, const struct rd_prob
 	ret = rd_trans_del(t, tab->id, RD_POS(tab->owner, slot << tab->shift));
 	for (unsigned n = 0; !ret && n < TRIM_MAX && slot > RD_HASH_SLOT_MIN; n++) {
 		slot--;
-		ret = slot_used(s, tab, slot, &type);
-		if (ret <= 0 || type != tab->whiteout)
+		ret = slot_type(s, tab, slot);
+		if (ret != tab->whiteout)	/* empty, an entry or an error */
 			break;
 		ret = rd_trans_del(t, tab->id, RD_POS(tab->owner, slot << tab->shift));
 	}

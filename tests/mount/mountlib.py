@@ -3,14 +3,21 @@
 A Mount is a context manager: it formats an image (unless given one), starts
 `refdio mount -f` as a child process, waits until the mount is live, and on exit
 unmounts, waits for the daemon to finish (it must exit 0: a clean stop flushes and marks
-the image clean), kills it by PID only if it does not, and runs `refdio fsck -n`.
+the image clean), kills it by PID only if it does not, checks the daemon's whole log for
+sanitizer reports, and runs `refdio fsck -n`.
 Whatever happens in the test, no mount and no daemon is left behind.
+
+main() runs a test file with meson's exit codes: a skipped test makes the file exit 77
+(meson counts it as skipped, never as passed).
 """
+import glob
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
 
 REFDIO = os.environ.get("REFDIO", "refdio")
 
@@ -26,6 +33,51 @@ def is_mounted(path):
     real = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == real for line in f)
+
+
+def sanitizer_report(log_text):
+    """The first line of a sanitizer report (ASan, LSan, UBSan, TSan) in a log, or None."""
+    for line in log_text.splitlines():
+        if ("AddressSanitizer" in line or "LeakSanitizer" in line or
+                "runtime error:" in line or "ThreadSanitizer" in line):
+            return line
+    return None
+
+
+SAN_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS")
+
+
+def san_env(prefix):
+    """Sanitizer options for daemons that detach (their stderr becomes /dev/null): each
+    process writes its reports to a file PREFIX.PID instead (see san_reports). A dict of
+    the variables to set in the environment."""
+    env = {}
+    for var in SAN_VARS:
+        opts = os.environ.get(var, "")
+        env[var] = (opts + ":" if opts else "") + "log_path=" + prefix
+    return env
+
+
+def san_reports(prefix):
+    """The text of every sanitizer report written under san_env(prefix)."""
+    out = []
+    for path in sorted(glob.glob(prefix + ".*")):
+        with open(path, errors="replace") as f:
+            out.append("%s:\n%s" % (path, f.read()[-4000:]))
+    return out
+
+
+def main():
+    """unittest.main with meson's exit codes: 1 if a test failed, else 77 if one was
+    skipped (the skip is printed with its reason), else 0."""
+    result = unittest.main(verbosity=2, exit=False).result
+    if not result.wasSuccessful() or result.testsRun == 0:
+        sys.exit(1)
+    if result.skipped:
+        for test, reason in result.skipped:
+            print("SKIP %s: %s" % (test.id(), reason), file=sys.stderr)
+        sys.exit(77)
+    sys.exit(0)
 
 
 def format_image(path, size="512M", extra=()):
@@ -67,12 +119,17 @@ class Mount:
         self.kill()
         raise AssertionError("mount did not appear within 20 s:\n" + self.read_log())
 
-    def read_log(self):
+    def read_log(self, whole=False):
+        """The daemon's log (every start of this Mount appends): its end, or all of it."""
         try:
             with open(self.log, errors="replace") as f:
-                return f.read()[-4000:]
+                text = f.read()
         except OSError:
             return ""
+        return text if whole else text[-4000:]
+
+    def sanitizer_report(self):
+        return sanitizer_report(self.read_log(whole=True))
 
     def stop(self, how="fusermount"):
         """Unmounts and waits for the daemon; returns its exit status."""
@@ -130,6 +187,7 @@ class Mount:
             status = self.stop()
             if exc_type is None:
                 assert status == 0, "daemon exited %d:\n%s" % (status, self.read_log())
+                assert self.sanitizer_report() is None, self.read_log()
                 if self.fsck:
                     self.check()
         finally:

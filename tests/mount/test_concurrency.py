@@ -15,6 +15,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import mountlib  # noqa: E402
 from mountlib import Mount  # noqa: E402
 
 DIRS = ["d0", "d1", "d2", "d3"]
@@ -112,4 +113,4 @@ class Concurrency(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    mountlib.main()

@@ -6,7 +6,9 @@
 - Equivalence: on mounts with every strategy and issue mode, the same random sequence of
   ioctl writes (from this process's memory, with per-call strategies, windows and chunk
   sizes), ordinary writes (through FUSE, hence through the mount's strategy), pattern
-  writes by `refdio dio-write` and truncates gives exactly the bytes of a model.
+  writes by `refdio dio-write` and truncates gives exactly the bytes of a model, and the
+  files, read back with O_DIRECT (from the daemon, not the page cache), hold the same bytes
+  on every mount.
 - Mutating caller: the caller rewrites its buffer all through the write; every byte reads
   back without EIO (each region's checksum is of the bytes stored).
 - Interrupt: a caller in a synchronous 8 GiB write is SIGKILLed; it is gone within a
@@ -18,6 +20,7 @@ The daemon's log must hold no sanitizer report; each mount ends with a clean fsc
 """
 import ctypes
 import errno
+import mmap
 import os
 import random
 import shutil
@@ -29,9 +32,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import mountlib  # noqa: E402
 from mountlib import Mount  # noqa: E402
 import diolib  # noqa: E402
-from diolib import GIB, MIB  # noqa: E402
+from diolib import GIB, MIB, SCALE  # noqa: E402
 
 SEED = int(os.environ.get("RD_TEST_SEED", str(int(time.time()))))
 
@@ -78,23 +82,24 @@ class DioMount(unittest.TestCase):
     def test_bound(self):
         st0 = diolib.stats(self.m.mnt, reset=True)
         self.assertEqual(st0["default_strategy"], "refctx")
-        rc, r = diolib.dio_write_cli(self.m.path("bound"), "--size", "2G", "--strategy", "refctx",
-                                     "--window", "4", "--pattern", "5")
+        big = 2 * GIB // SCALE
+        rc, r = diolib.dio_write_cli(self.m.path("bound"), "--size", str(big), "--strategy",
+                                     "refctx", "--window", "4", "--pattern", "5")
         self.assertEqual(rc, 0)
-        self.assertEqual(r["bytes"], 2 * GIB)
+        self.assertEqual(r["bytes"], big)
         st = diolib.stats(self.m.mnt)["strategies"]["refctx"]
-        print("refctx W=4, 2 GiB: %.0f MiB/s, held peak %d KiB (one write %d KiB), "
-              "chunks in flight max %d" % (r["mib_per_s"], st["held_peak"] >> 10,
+        print("refctx W=4, %d MiB: %.0f MiB/s, held peak %d KiB (one write %d KiB), "
+              "chunks in flight max %d" % (big >> 20, r["mib_per_s"], st["held_peak"] >> 10,
                                            st["write_held_peak"] >> 10, st["inflight_max"]),
               file=sys.stderr)
-        self.assertEqual(st["chunks"], 2048)
+        self.assertEqual(st["chunks"], big // MIB)
         self.assertLessEqual(st["write_held_peak"], 4 * MIB)
         self.assertLessEqual(st["held_peak"], 4 * MIB)
         self.assertLessEqual(st["inflight_max"], 4)
         self.assertGreater(st["write_held_peak"], 0)
         self.assertEqual(st["held_now"], 0)
-        self.assertEqual(os.stat(self.m.path("bound")).st_size, 2 * GIB)
-        for off in (0, GIB - 3 * diolib.PERIOD // 2, 2 * GIB - diolib.PERIOD):
+        self.assertEqual(os.stat(self.m.path("bound")).st_size, big)
+        for off in (0, big // 2 - 3 * diolib.PERIOD // 2, big - diolib.PERIOD):
             self.assertTrue(diolib.check_pattern(self.m.path("bound"), 5, off, diolib.PERIOD))
         self.drop("bound")
 
@@ -123,10 +128,11 @@ class DioMount(unittest.TestCase):
     # -- the caller rewriting its buffer -----------------------------------------------------
     def test_mutating_caller(self):
         for s in diolib.STRATEGIES:
-            rc, r = diolib.dio_write_cli(self.m.path("mut"), "--size", "96M", "--strategy", s,
-                                         "--mutate", "--offset", "12345")
+            size = 96 * MIB // SCALE
+            rc, r = diolib.dio_write_cli(self.m.path("mut"), "--size", str(size), "--strategy",
+                                         s, "--mutate", "--offset", "12345")
             self.assertEqual(rc, 0, s)
-            self.assertEqual(r["bytes"], 96 * MIB)
+            self.assertEqual(r["bytes"], size)
             self.assertGreater(r["mutations"], 0)
             # Whatever mix of old and new bytes was stored, it reads back: no EIO.
             with open(self.m.path("mut"), "rb", buffering=0) as f:
@@ -136,7 +142,7 @@ class DioMount(unittest.TestCase):
                     if not b:
                         break
                     n += len(b)
-            self.assertEqual(n, 96 * MIB + 12345)
+            self.assertEqual(n, size + 12345)
         self.drop("mut")
 
     # -- an interrupted synchronous write -----------------------------------------------------
@@ -242,6 +248,22 @@ class DioMount(unittest.TestCase):
         self.drop("err")
 
 
+def read_direct(path):
+    """A file's bytes read with O_DIRECT (aligned buffer): the daemon's, not the cache's."""
+    buf = mmap.mmap(-1, 4 * MIB)
+    out = bytearray()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        while True:
+            n = os.preadv(fd, [buf], len(out))
+            out += buf[:n]
+            if n < len(buf):
+                return bytes(out)
+    finally:
+        os.close(fd)
+        buf.close()
+
+
 class Equivalence(unittest.TestCase):
     """The same operations on mounts of every strategy and issue mode, against a model."""
 
@@ -308,10 +330,13 @@ class Equivalence(unittest.TestCase):
                     self.assertGreater(st["punted_submits"], 0)
                 elif strategy != "bounce64":       # bounce64 is always punted
                     self.assertGreater(st["inline_submits"], 0)
+                # What the daemon stored: read with O_DIRECT, past the page cache.
+                stored = read_direct(path)
                 self.assertIsNone(diolib.sanitizer_report(m.read_log()))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return bytes(model)
+        self.assertEqual(len(stored), len(model), (strategy, issue))
+        return stored
 
     def test_every_strategy_and_issue_mode(self):
         seed = SEED
@@ -319,9 +344,13 @@ class Equivalence(unittest.TestCase):
         for s in diolib.STRATEGIES:
             for i in diolib.ISSUES:
                 results[(s, i)] = self.run_one(s, i, seed)
-        first = next(iter(results.values()))
+        # The files themselves, not the models (one seed gives one model): every strategy
+        # and issue mode stored the same bytes.
+        first_key, first = next(iter(results.items()))
         for k, v in results.items():
-            self.assertEqual(v, first, k)
+            if v != first:
+                bad = next(j for j in range(len(v)) if v[j] != first[j])
+                self.fail("%s/%s and %s/%s differ at byte %d" % (k + first_key + (bad,)))
 
 
 class SmallImage(unittest.TestCase):
@@ -378,4 +407,4 @@ class SmallImage(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    mountlib.main()

@@ -9,6 +9,7 @@ refused. Every daemon started here is stopped by its PID whatever happens.
 """
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -17,7 +18,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import mountlib  # noqa: E402
 from mountlib import REFDIO, Mount, format_image, is_mounted, run  # noqa: E402
+
+
+def shq(s):
+    return shlex.quote(s)
 
 
 def image_state(image):
@@ -54,6 +60,11 @@ class Lifecycle(unittest.TestCase):
         self.image = os.path.join(self.dir, "fs.img")
         self.mnt = os.path.join(self.dir, "mnt")
         os.mkdir(self.mnt)
+        # Detached daemons write to /dev/null: every process started here writes its
+        # sanitizer reports to files in the test's directory instead, checked at the end.
+        self.san = os.path.join(self.dir, "sanitizer")
+        self.saved_env = {v: os.environ.get(v) for v in mountlib.SAN_VARS}
+        os.environ.update(mountlib.san_env(self.san))
         format_image(self.image, "256M")
 
     def tearDown(self):
@@ -65,7 +76,14 @@ class Lifecycle(unittest.TestCase):
             time.sleep(0.1)
         for pid in daemon_pids(self.mnt):
             os.kill(pid, signal.SIGKILL)
+        for var, val in self.saved_env.items():
+            if val is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = val
+        reports = mountlib.san_reports(self.san)
         shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(reports, [], "sanitizer reports:\n" + "\n".join(reports))
 
     def wait_gone(self, pids, timeout=30):
         deadline = time.time() + timeout
@@ -134,13 +152,23 @@ class Lifecycle(unittest.TestCase):
             pid = self.detached_mount()
             with open(os.path.join(self.mnt, "f%d" % sig), "w") as f:
                 f.write("x" * 100000)
-            os.kill(pid, sig)
-            self.assertTrue(self.wait_gone([pid]), "daemon ignored signal %d" % sig)
+            # A file still open when the signal comes: its RELEASE never reaches the
+            # daemon, which must free its handle itself (the sanitizer's leak check).
+            held = open(os.path.join(self.mnt, "held%d" % sig), "w")
+            try:
+                os.kill(pid, sig)
+                self.assertTrue(self.wait_gone([pid]), "daemon ignored signal %d" % sig)
+            finally:
+                try:
+                    held.close()
+                except OSError:
+                    pass
             self.assertFalse(is_mounted(self.mnt))
             self.assertTrue(image_state(self.image)["clean"])
             run(REFDIO, "fsck", "-n", self.image)
         with Mount(image=self.image, workdir=self.dir) as m:
-            self.assertEqual(sorted(os.listdir(m.mnt)), ["f15", "f2", "lost+found"])
+            self.assertEqual(sorted(os.listdir(m.mnt)),
+                             ["f15", "f2", "held15", "held2", "lost+found"])
 
     def test_kill9_replays(self):
         pid = self.detached_mount()
@@ -178,26 +206,43 @@ class Lifecycle(unittest.TestCase):
         run("umount", self.mnt)
         self.assertTrue(self.wait_gone(pids))
         # mount -t fuse.refdio: the helper looks "refdio" up on a PATH that mount(8) resets to
-        # the system directories (/usr/local/bin is one: where `meson install` puts it).
-        # Link the built binary there for the test if nothing is installed.
+        # the system directories (/usr/local/bin is one: where `meson install` puts it). The
+        # test puts the built binary there in a mount namespace of its own (unshare), so no
+        # refdio installed on the machine, and no other test run, sees it or is in the way:
+        # bound over an installed refdio, or alone on a tmpfs over /usr/local/sbin. The
+        # daemon stays in that namespace; the test reaches its mount by /proc/PID/root and
+        # unmounts it there (nsenter).
         std = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         found = shutil.which("refdio", path=std)
-        link = None
-        if found is None:
-            link = "/usr/local/sbin/refdio"
-            os.symlink(os.path.realpath(REFDIO), link)
-            self.addCleanup(os.unlink, link)
-        elif os.path.realpath(found) != os.path.realpath(REFDIO):
-            self.skipTest("another refdio is installed at %s" % found)
-        p = run("mount", "-t", "fuse.refdio", self.image, self.mnt, "-o", "noatime", check=False)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertTrue(is_mounted(self.mnt))
+        if found is not None:
+            place = "mount --bind %s %s" % (shq(os.path.realpath(REFDIO)), shq(found))
+        else:
+            place = ("mount -t tmpfs -o mode=755 refdio-test /usr/local/sbin && "
+                     "ln -s %s /usr/local/sbin/refdio" % shq(os.path.realpath(REFDIO)))
+        script = "set -e; %s; exec mount -t fuse.refdio %s %s -o noatime" % (
+            place, shq(self.image), shq(self.mnt))
+        p = run("unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertFalse(is_mounted(self.mnt))      # not in the test's own namespace
         pids = daemon_pids(self.mnt)
-        with open(os.path.join(self.mnt, "via-mount-t"), "w") as f:
+        self.assertEqual(len(pids), 1, pids)
+        pid = pids[0]
+        with open("/proc/%d/mountinfo" % pid) as f:
+            self.assertTrue(any(line.split()[4] == os.path.realpath(self.mnt) and
+                                "fuse.refdio" in line for line in f))
+        # The daemon got the sanitizer settings through mount(8) and its helper.
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            self.assertIn(("log_path=" + self.san).encode(), f.read())
+        inside = "/proc/%d/root%s" % (pid, os.path.realpath(self.mnt))
+        with open(os.path.join(inside, "via-mount-t"), "w") as f:
             f.write("ok")
-        run("umount", self.mnt)
+        run("nsenter", "--target", str(pid), "--mount", "umount", os.path.realpath(self.mnt))
         self.assertTrue(self.wait_gone(pids))
         self.assertTrue(image_state(self.image)["clean"])
+        with Mount(image=self.image, workdir=self.dir) as m:
+            with open(m.path("via-mount-t")) as f:
+                self.assertEqual(f.read(), "ok")
 
     # -- options ----------------------------------------------------------------------------
     def test_options(self):
@@ -218,4 +263,4 @@ class Lifecycle(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    mountlib.main()

@@ -14,6 +14,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import mountlib  # noqa: E402
 from mountlib import Mount  # noqa: E402
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -408,4 +409,4 @@ class ReadOnlyMount(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    mountlib.main()

@@ -210,6 +210,17 @@ static void stats_and_handles(uint64_t seed)
 	tsink_exit(&ts);
 }
 
+/* The owner's reference count of a receive buffer, as the FUSE loop keeps it. */
+static void ref_get(void *owner)
+{
+	++*(int *)owner;
+}
+
+static void ref_put(void *owner)
+{
+	--*(int *)owner;
+}
+
 static void source_refusals(void)
 {
 	struct rd_dio_source *src;
@@ -218,13 +229,24 @@ static void source_refusals(void)
 
 	CHECK_EQ(rd_dio_source_procmem(NULL, NULL, 0, 0, 1, &src), -EINVAL);
 	CHECK(src == NULL);
-	rb.len = 10;
+	/* A refused buffer takes no reference. */
+	rb = (struct rd_dio_rbuf){ .len = 10, .get = ref_get, .put = ref_put, .owner = &refs };
 	CHECK_EQ(rd_dio_source_rbuf(&rb, &src), -EINVAL);	/* no data */
+	CHECK(src == NULL);
+	CHECK_EQ(refs, 0);
 	rb.data = "0123456789";
-	rb.get = (void (*)(void *))abort;
+	rb.put = NULL;
 	CHECK_EQ(rd_dio_source_rbuf(&rb, &src), -EINVAL);	/* get without put */
-	rb.get = NULL;
-	CHECK_OK(rd_dio_source_rbuf(&rb, &src));		/* no refcount: static data */
+	CHECK_EQ(refs, 0);
+	/* The constructor is the grab, the source's put the drop: exactly one each. */
+	rb.put = ref_put;
+	CHECK_OK(rd_dio_source_rbuf(&rb, &src));
+	CHECK_EQ(refs, 1);
+	rd_dio_source_put(src);
+	CHECK_EQ(refs, 0);
+	/* No callbacks: static data, nothing counted. */
+	rb.get = rb.put = NULL;
+	CHECK_OK(rd_dio_source_rbuf(&rb, &src));
 	rd_dio_source_put(src);
 	CHECK_EQ(refs, 0);
 	CHECK_EQ(rd_dio_mem_new(NULL, 5, NULL, NULL, &(struct rd_dio_mem *){ 0 }), -EFAULT);

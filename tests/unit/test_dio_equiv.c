@@ -17,6 +17,7 @@
 
 static uint64_t rng;
 static uint64_t total_inversions;
+static unsigned short_writes;	/* early-exit writes that stopped part-way */
 
 static void rb_get(void *owner)
 {
@@ -178,13 +179,20 @@ static void concurrent(struct rd_dio *d, uint64_t seed, bool exit_early)
 	pthread_mutex_init(&mn.lock, NULL);
 	pthread_cond_init(&mn.cond, NULL);
 
-	/* 16 disjoint regions of up to 1.5 MiB, all strategies and modes at once. */
+	/* 16 disjoint regions of up to 1.5 MiB, all strategies and modes at once, each with its
+	 * own chunk size (none a divisor of another), so a prefix can be checked against its
+	 * write's chunk boundaries. */
+	static const size_t chunks[] = { 1024 * 1024, 320 * 1024, 132 * 1024, 452 * 1024,
+					 196 * 1024 };
+	size_t chunk[16];
+
 	for (unsigned i = 0; i < 16; i++) {
 		struct rd_dio_args a = { .off = i * 3 * MIB / 2, .strategy = i % RD_DIO_NR_STRATEGIES,
 					 .issue = (i / 4) % 2, .done = many_done,
-					 .priv = &ones[i] };
+					 .priv = &ones[i], .chunk = chunks[i % 5] };
 		struct rd_dio_source *src;
 
+		chunk[i] = a.chunk;
 		ones[i] = (struct many_one){ &mn, i };
 		mn.len[i] = 3 * MIB / 2 - (i * 40961) % MIB;
 		CHECK_OK(rd_dio_source_mem(m, a.off, mn.len[i], &src));
@@ -199,11 +207,16 @@ static void concurrent(struct rd_dio *d, uint64_t seed, bool exit_early)
 	if (!exit_early)
 		rd_dio_mem_exit(m);
 	for (unsigned i = 0; i < 16; i++) {
-		/* If the owner exited right after submitting, each write is a prefix. */
+		/* If the owner exited right after submitting, each write is a prefix, and a
+		 * short one ends on a boundary of its write's chunks. */
 		if (!exit_early)
 			CHECK_EQ(mn.res[i], mn.len[i]);
 		CHECK(mn.res[i] == (long)mn.len[i] || mn.res[i] == -ESRCH ||
 		      (mn.res[i] > 0 && mn.res[i] < (long)mn.len[i]));
+		if (mn.res[i] > 0 && mn.res[i] < (long)mn.len[i]) {
+			CHECK_EQ(mn.res[i] % (long)chunk[i], 0);
+			short_writes++;
+		}
 		if (mn.res[i] > 0)
 			CHECK_OK(pat_check(ts.file + i * 3 * MIB / 2, (size_t)mn.res[i], seed,
 					   i * 3 * MIB / 2));
@@ -276,6 +289,7 @@ int main(void)
 	CHECK(total_inversions > 0);
 	for (unsigned i = 0; i < 4; i++)
 		concurrent(d, seed + i, i % 2);
+	fprintf(stderr, "early exits that left a short prefix: %u\n", short_writes);
 	rd_dio_destroy(d);
 	return 0;
 }

@@ -167,10 +167,35 @@ static void faults(struct rd_dio *d, struct rd_dio_readers *io, uint64_t seed)
 		CHECK_EQ(rd_dio_pwrite(d, &ts.sink, src, &a), -EFAULT);
 		CHECK_EQ(ts.log_n, 0);
 	}
-	reap(&c);
-	/* Reaped: the grab itself fails. */
-	CHECK_EQ(rd_dio_caller_open(c.pid, true, NULL, &(struct rd_dio_caller *){ NULL }),
-		 -ESRCH);
+	/* Killed but not reaped: the zombie keeps its pid, so no other process can have it,
+	 * and its address space is gone: the caller is gone, -ESRCH with nothing written
+	 * (from the grab or from the first read). */
+	siginfo_t si;
+	struct rd_dio_caller *dc = NULL;
+
+	CHECK(!kill(c.pid, SIGKILL));
+	CHECK(!waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOWAIT));
+	tsink_reset(&ts);
+	long ret = rd_dio_caller_open(c.pid, true, NULL, &dc);
+
+	if (!ret) {
+		ret = rd_dio_source_procmem(io, dc, 0, c.addr, MIB, &src);
+		rd_dio_caller_put(dc);
+		if (!ret)
+			ret = rd_dio_pwrite(d, &ts.sink, src, &a);
+	}
+	CHECK_EQ(ret, -ESRCH);
+	CHECK_EQ(ts.log_n, 0);
+	CHECK_EQ(waitpid(c.pid, NULL, 0), c.pid);
+	/* No process has the pid: the grab itself fails. pid_max is one past the largest pid
+	 * the kernel hands out, so this holds whatever else runs on the machine (a reaped
+	 * child's pid could already be someone else's). */
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+	int pid_max = 0;
+
+	CHECK(f && fscanf(f, "%d", &pid_max) == 1 && pid_max > 1);
+	fclose(f);
+	CHECK_EQ(rd_dio_caller_open(pid_max, true, NULL, &dc), -ESRCH);
 	tsink_exit(&ts);
 }
 
