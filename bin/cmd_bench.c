@@ -255,7 +255,7 @@ static int parse(int argc, char **argv, struct bench_opts *o, bool *help)
 			bad = parse_list("windows", optarg, false, 1, 65536, 0, &o->windows);
 			break;
 		case O_CHUNKS:
-			bad = parse_list("chunks", optarg, false, 4096, 64u << 20, 4096, &o->chunks);
+			bad = parse_list("chunks", optarg, false, 4096, REFDIO_CHUNK_MAX, 4096, &o->chunks);
 			break;
 		case O_ISSUE:
 			bad = parse_list("issue", optarg, true, 0, 0, 0, &o->issues);

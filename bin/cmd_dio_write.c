@@ -318,7 +318,7 @@ int cmd_dio_write(int argc, char **argv)
 			break;
 		case 'C':
 			if (rd_parse_size(optarg, &chunk) || !chunk || chunk % 4096 ||
-			    chunk > (64u << 20))
+			    chunk > REFDIO_CHUNK_MAX)
 				return rd_fail("dio-write", "bad --chunk '%s' (4K..64M, 4K steps)",
 					       optarg) + 1;
 			break;

@@ -136,6 +136,8 @@ bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flag
 /* Parses `refdio mount` arguments (argv[0] is "mount" or the program name in the
  * mount-helper form). Prints a message and returns -EINVAL on a bad option. */
 int rd_mount_parse(int argc, char **argv, struct rd_mount_opts *o);
+/* A start-up error on stderr, "refdio mount: " first (daemon.c). */
+void rd_mount_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Runs the daemon: opens, mounts, detaches (unless foreground), serves until unmounted
  * or signalled, tears down. Returns the process exit status. */
 int rd_mount_run(const struct rd_mount_opts *o);

@@ -4,6 +4,7 @@
  * Must never: reuse a receive buffer that a request still references, or call into
  * libfuse's own loops (their single reused buffer per thread is what this replaces).
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -59,9 +60,10 @@ static void *loop_thread(void *arg)
 				atomic_store(&l->error, res);
 			break;
 		}
-		rd_rbuf_set_current(b);
+		/* The request's bytes are in b (splice is never enabled): a write handler finds
+		 * b from its payload (rd_rbuf_of_payload) and references it to keep it. */
+		assert(!(b->fbuf.flags & FUSE_BUF_IS_FD));
 		fuse_session_process_buf(l->se, &b->fbuf);
-		rd_rbuf_set_current(NULL);
 		/* A request kept the buffer: leave it to them, receive into another. */
 		if (atomic_load(&b->refs) != 1) {
 			atomic_fetch_add(&l->pool->handed_off, 1);

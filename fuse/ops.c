@@ -35,30 +35,6 @@ static struct rd_daemon *D(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* ---- in-flight bookkeeping --------------------------------------------------------- */
-
-void rd_daemon_begin(struct rd_daemon *d)
-{
-	atomic_fetch_add(&d->inflight, 1);
-}
-
-void rd_daemon_end(struct rd_daemon *d)
-{
-	if (atomic_fetch_sub(&d->inflight, 1) == 1) {
-		pthread_mutex_lock(&d->drain_lock);
-		pthread_cond_broadcast(&d->drained);
-		pthread_mutex_unlock(&d->drain_lock);
-	}
-}
-
-void rd_daemon_drain(struct rd_daemon *d)
-{
-	pthread_mutex_lock(&d->drain_lock);
-	while (atomic_load(&d->inflight) > 0)
-		pthread_cond_wait(&d->drained, &d->drain_lock);
-	pthread_mutex_unlock(&d->drain_lock);
-}
-
 /* ---- conversions -------------------------------------------------------------------- */
 
 static void to_stat(const struct rd_stat *s, struct stat *st)
@@ -502,7 +478,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct rd_daemon *d = D(req);
 	struct rd_fh fhv, *fh = rd_fh_decode(fi, &fhv) ? &fhv : NULL;
-	struct rd_rbuf *rb = rd_rbuf_current();
+	struct rd_rbuf *rb = rd_rbuf_of_payload(&d->pool, buf, size);
 	struct rd_dio_args a = {
 		.off = (uint64_t)off, .strategy = d->opts.dio_strategy,
 		.issue = d->opts.dio_issue, .window = d->opts.dio_window,
@@ -526,7 +502,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 		ret = rd_dio_source_rbuf(&drb, &src);
 	} else {
-		ret = -EIO;	/* every request comes through loop.c, which sets it */
+		ret = -EIO;	/* every request is received into a pool buffer (loop.c) */
 	}
 	if (ret)
 		goto err;

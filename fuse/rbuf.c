@@ -1,6 +1,7 @@
 /*
  * rbuf.c - reference-counted receive buffers (see rbuf.h for the rules).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,17 +10,28 @@
 #include "rbuf.h"
 
 #define RBUF_PAGE	4096u
+#define RD_RBUF_MAGIC	0x72627566u	/* "rbuf" */
 
-static __thread struct rd_rbuf *current_rbuf;
+/* The struct sits in the first page, in front of the request's headers. */
+_Static_assert(sizeof(struct rd_rbuf) <= RBUF_PAGE - RD_RBUF_PAYLOAD_OFFSET,
+	       "struct rd_rbuf must fit in front of the request headers");
 
-struct rd_rbuf *rd_rbuf_current(void)
+struct rd_rbuf *rd_rbuf_of_payload(const struct rd_rbuf_pool *p, const void *payload,
+				   size_t len)
 {
-	return current_rbuf;
-}
+	uintptr_t at = (uintptr_t)payload;
+	struct rd_rbuf *b;
 
-void rd_rbuf_set_current(struct rd_rbuf *b)
-{
-	current_rbuf = b;
+	/* A write's payload starts a page: anything else did not come from a buffer's
+	 * FUSE_WRITE, and the page in front of it may not be ours to read. */
+	if (!payload || at % RBUF_PAGE || at < RBUF_PAGE)
+		return NULL;
+	b = (struct rd_rbuf *)(at - RBUF_PAGE);
+	if (b->magic != RD_RBUF_MAGIC || b->pool != p || b->base != (void *)b ||
+	    len > p->recv_size - RD_RBUF_PAYLOAD_OFFSET)
+		return NULL;
+	assert(atomic_load(&b->refs) > 0);	/* the loop thread's reference, at least */
+	return b;
 }
 
 int rd_rbuf_pool_init(struct rd_rbuf_pool *p, size_t recv_size, unsigned keep, unsigned max)
@@ -41,8 +53,8 @@ void rd_rbuf_pool_destroy(struct rd_rbuf_pool *p)
 
 	for (b = p->free; b; b = next) {
 		next = b->next;
+		b->magic = 0;
 		free(b->base);
-		free(b);
 	}
 	p->free = NULL;
 	pthread_cond_destroy(&p->freed);
@@ -51,14 +63,15 @@ void rd_rbuf_pool_destroy(struct rd_rbuf_pool *p)
 
 static struct rd_rbuf *rbuf_alloc(struct rd_rbuf_pool *p)
 {
-	struct rd_rbuf *b = calloc(1, sizeof(*b));
+	void *base;
+	struct rd_rbuf *b;
 
-	if (!b)
+	if (posix_memalign(&base, RBUF_PAGE, p->alloc_size))
 		return NULL;
-	if (posix_memalign(&b->base, RBUF_PAGE, p->alloc_size)) {
-		free(b);
-		return NULL;
-	}
+	b = base;
+	memset(b, 0, sizeof(*b));
+	b->magic = RD_RBUF_MAGIC;
+	b->base = base;
 	b->pool = p;
 	return b;
 }
@@ -125,7 +138,7 @@ void rd_rbuf_put(struct rd_rbuf *b)
 	pthread_cond_signal(&p->freed);
 	pthread_mutex_unlock(&p->lock);
 	if (drop) {
+		b->magic = 0;
 		free(b->base);
-		free(b);
 	}
 }

@@ -9,7 +9,11 @@
  *
  * Layout: the kernel puts a FUSE_WRITE payload 80 bytes after the start of the request
  * (fuse_in_header, then fuse_write_in); receiving at page start + 4096 - 80 makes the
- * payload page aligned, ready for O_DIRECT without a copy.
+ * payload page aligned, ready for O_DIRECT without a copy. The struct rd_rbuf itself lives
+ * at the start of that first page, so a write's payload leads to its buffer: the handover
+ * from the loop to a request handler is the payload pointer libfuse passes the handler
+ * (rd_rbuf_of_payload), nothing on the side. It holds because every request is received
+ * into a buffer of the pool (loop.c; splice is never enabled, ops.c's init).
  *
  * Must never: be reused or freed while a reference is held; block in rd_rbuf_put.
  */
@@ -29,6 +33,7 @@
 struct rd_rbuf_pool;
 
 struct rd_rbuf {
+	uint32_t		magic;	/* RD_RBUF_MAGIC while allocated */
 	atomic_uint		refs;
 	struct rd_rbuf_pool	*pool;
 	void			*base;	/* page-aligned allocation of pool->alloc_size */
@@ -62,9 +67,13 @@ struct rd_rbuf *rd_rbuf_get(struct rd_rbuf_pool *p);
 void rd_rbuf_ref(struct rd_rbuf *b);
 void rd_rbuf_put(struct rd_rbuf *b);
 
-/* The buffer the calling loop thread is processing a request from (NULL outside a
- * request handler): what a handler references to keep the payload after it returns. */
-struct rd_rbuf *rd_rbuf_current(void);
-void rd_rbuf_set_current(struct rd_rbuf *b);
+/*
+ * The buffer a FUSE_WRITE's payload (the `buf` libfuse passes the write handler) was
+ * received into: what the handler references to keep the payload after it returns. NULL
+ * if the payload does not lie in a buffer of pool p where a write's payload lies (only a
+ * broken invariant: the caller fails the request with EIO).
+ */
+struct rd_rbuf *rd_rbuf_of_payload(const struct rd_rbuf_pool *p, const void *payload,
+				   size_t len);
 
 #endif

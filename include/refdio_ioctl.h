@@ -56,6 +56,9 @@
 #define REFDIO_NR_STRATEGIES	4
 
 /* struct refdio_dio_write.issue: 0 = the mount's (-o issue=) */
+/* The largest chunk a write takes (struct refdio_dio_write's chunk). */
+#define REFDIO_CHUNK_MAX	(64u << 20)
+
 #define REFDIO_ISSUE_DEFAULT	0
 #define REFDIO_ISSUE_INLINE	1	/* the request's thread starts the first chunks */
 #define REFDIO_ISSUE_PUNT	2	/* always handed to a dio worker */
@@ -71,7 +74,8 @@ struct refdio_dio_write {
 	uint32_t	strategy;	/* in: REFDIO_STRATEGY_* */
 	uint32_t	window;		/* in: refctx chunks in flight; 0 = the mount's; cut
 					 * to the mount's -o max_window */
-	uint32_t	chunk;		/* in: chunk bytes, a multiple of 4096 up to 64 MiB;
+	uint32_t	chunk;		/* in: chunk bytes, a multiple of 4096 up to
+					 * REFDIO_CHUNK_MAX;
 					 * 0 = the mount's; cut to -o max_chunk */
 	uint32_t	issue;		/* in: REFDIO_ISSUE_* */
 	uint32_t	reserved0;

@@ -24,13 +24,14 @@
 
 #include "util.h"
 #include "fs_priv.h"
+#include "refdio/dio.h"
 
 /* ---- limits ------------------------------------------------------------------------- */
 
 /* Largest file (bytes): keeps every sector number and byte offset far from overflow. */
 #define RD_DATA_MAX_FILE	(1ull << 60)
-/* Largest write one rd_data_wr carries (callers cut bigger writes in pieces). */
-#define RD_DATA_WR_MAX		(64u << 20)
+/* Largest write one rd_data_wr carries: the dio engine's largest chunk. */
+#define RD_DATA_WR_MAX		RD_DIO_CHUNK_MAX
 /* Extent changes queued into one transaction at most (far below one journal entry). */
 #define RD_DATA_TXN_OPS		1024
 /* Bytes of region buffers one read keeps in flight at most. */

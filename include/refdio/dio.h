@@ -50,6 +50,10 @@ enum rd_dio_issue {
 	RD_DIO_NR_ISSUE
 };
 
+/* The largest chunk any write takes (the filesystem's data path writes at most this much
+ * at once; the mount's -o dio_chunk/max_chunk and the ioctls' chunk field stop here). */
+#define RD_DIO_CHUNK_MAX	(64u << 20)
+
 /* "refctx", "pin", "chunk", "bounce64"; NULL if unknown. parse: the value or -EINVAL. */
 const char *rd_dio_strategy_name(unsigned s);
 int rd_dio_strategy_parse(const char *name);
