@@ -38,30 +38,6 @@ void rd_mount_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* ---- in-flight bookkeeping --------------------------------------------------------- */
-
-void rd_daemon_begin(struct rd_daemon *d)
-{
-	atomic_fetch_add(&d->inflight, 1);
-}
-
-void rd_daemon_end(struct rd_daemon *d)
-{
-	if (atomic_fetch_sub(&d->inflight, 1) == 1) {
-		pthread_mutex_lock(&d->drain_lock);
-		pthread_cond_broadcast(&d->drained);
-		pthread_mutex_unlock(&d->drain_lock);
-	}
-}
-
-void rd_daemon_drain(struct rd_daemon *d)
-{
-	pthread_mutex_lock(&d->drain_lock);
-	while (atomic_load(&d->inflight) > 0)
-		pthread_cond_wait(&d->drained, &d->drain_lock);
-	pthread_mutex_unlock(&d->drain_lock);
-}
-
 /* ---- start-up checks ------------------------------------------------------------------- */
 
 /* Is path already a mount point (of anything)? */

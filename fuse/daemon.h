@@ -23,6 +23,7 @@
 #ifndef RD_DAEMON_H
 #define RD_DAEMON_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -131,7 +132,12 @@ static inline bool rd_fh_decode(const struct fuse_file_info *fi, struct rd_fh *o
 }
 
 /* Whether writes through this open file (or the whole mount) are O_DSYNC. */
-bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh, int req_flags);
+static inline bool rd_fh_dsync(const struct rd_daemon *d, const struct rd_fh *fh,
+			       int req_flags)
+{
+	/* O_SYNC includes the O_DSYNC bit. */
+	return ((req_flags | (fh ? fh->flags : 0)) & O_DSYNC) || d->opts.sync;
+}
 
 /* Parses `refdio mount` arguments (argv[0] is "mount" or the program name in the
  * mount-helper form). Prints a message and returns -EINVAL on a bad option. */

@@ -3,16 +3,13 @@
  * (include/refdio_ioctl.h) are direct writes from the caller's own memory, synchronous or
  * asynchronous, the collection of asynchronous results, and the statistics snapshot.
  *
- *   ioctl.c        dispatch, setup and teardown, the list of every ioctl write in flight,
- *                  the checks every write passes (arguments, handle, the caller's identity);
+ *   ioctl.c        dispatch (the file handle checked), setup and teardown;
+ *   ioctl_common.c what every write passes: the list of writes in flight, the check of
+ *                  its arguments, the caller's identity and memory as a source;
  *   ioctl_sync.c   REFDIO_IOC_DIO_WRITE (struct sync_write);
  *   ioctl_async.c  REFDIO_IOC_DIO_SUBMIT and _WAIT: the table of asynchronous writes
  *                  (struct async_write, struct wait_req) and its helper thread;
  *   ioctl_stats.c  REFDIO_IOC_STATS.
- *
- * ioctl.c - the mount's ioctls (include/refdio_ioctl.h): direct writes from the caller's
- * own memory, synchronous or asynchronous, the collection of asynchronous results, and
- * the statistics snapshot.
  *
  * Lifetime rules:
  *  - The caller's identity (engine/dio_caller.c) is taken in the handler, while the
@@ -105,7 +102,7 @@ static inline uint64_t rd_ioctl_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ioctl.c: the live list (ioc->lock held for the _locked ones) and a write's checks. */
+/* ioctl_common.c: the live list (ioc->lock held for the _locked ones), a write's checks. */
 void rd_ioctl_live_link_locked(struct rd_ioctl *ioc, struct live_write *lw);
 void rd_ioctl_live_unlink_locked(struct rd_ioctl *ioc, struct live_write *lw);
 void rd_ioctl_live_set_handle(struct rd_ioctl *ioc, struct live_write *lw,

@@ -5,11 +5,8 @@
  * Owns: struct rd_data_wr and the rule that data reaches the device before its extent key
  * reaches the index: commit refuses a wr whose writes have not all completed, so a crash
  * at any moment leaves either the old extents or new ones pointing at complete, checksummed
- * data. Also rd_fs_write / rd_fs_write_async, which are the dio engine (dio.h, dio_fs.c)
- * over the caller's buffer: every user write, from FUSE, the ioctls or this API, is cut
- * into chunks, reserved, written and committed by that one path, with its one policy for
- * short writes (a prefix on a chunk boundary: the bytes written when any were, else the
- * error; nothing after the prefix is visible).
+ * data. The chunks of every user write arrive here from the dio engine's file sink
+ * (dio_fs.c); rd_fs_write is that engine over the caller's buffer (fs_write.c).
  *
  * Must never: insert an extent before its data write completed; commit from an I/O thread;
  * write less than whole blocks (edges are read back and merged under the range lock);
@@ -515,77 +512,4 @@ ssize_t rd_data_write_once(struct rd_fs *fs, struct rd_inode *ip, const void *bu
 		return ret;
 	}
 	return rd_data_wr_commit(fs, wr, NULL);
-}
-
-/* ---- rd_fs_write: the dio engine over the caller's buffer ---------------------------- */
-
-/* The caller's buffer is the source, lent in place (as a FUSE write's receive buffer is):
- * the caller keeps it valid and unchanged until done, so there is nothing to reference. */
-static void lent_get(void *owner)
-{
-	(void)owner;
-}
-
-static void lent_put(void *owner)
-{
-	(void)owner;
-}
-
-struct write_call {
-	rd_fs_done_fn	done;
-	void		*priv;
-};
-
-static void write_call_done(void *priv, long res)
-{
-	struct write_call wc = *(struct write_call *)priv;
-
-	free(priv);
-	wc.done(wc.priv, res);
-}
-
-void rd_fs_write_async(struct rd_fs *fs, uint64_t ino, const void *buf, size_t len,
-		       uint64_t off, unsigned flags, rd_fs_done_fn done, void *priv)
-{
-	struct rd_dio_rbuf rb = { .data = buf, .len = len > SSIZE_MAX ? SSIZE_MAX : len,
-				  .get = lent_get, .put = lent_put };
-	struct rd_dio_args a = { .off = off, .strategy = RD_DIO_REFCTX, .issue = RD_DIO_INLINE,
-				 .dsync = flags & RD_WRITE_DSYNC, .done = write_call_done };
-	struct rd_dio_source *src;
-	struct write_call *wc;
-	int ret;
-
-	if (flags & ~RD_WRITE_DSYNC) {
-		done(priv, -EINVAL);
-		return;
-	}
-	wc = malloc(sizeof(*wc));
-	if (!wc) {
-		done(priv, -ENOMEM);
-		return;
-	}
-	*wc = (struct write_call){ .done = done, .priv = priv };
-	a.priv = wc;
-	ret = rd_dio_source_rbuf(&rb, &src);
-	if (!ret)
-		ret = rd_fs_dio_submit(fs, fs->dio, ino, src, &a, NULL);
-	if (ret) {	/* done will never be called by dio: answer here */
-		free(wc);
-		done(priv, ret);
-	}
-}
-
-static void write_sync_done(void *priv, ssize_t res)
-{
-	rd_completion_done(priv, res);
-}
-
-ssize_t rd_fs_write(struct rd_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
-		    unsigned flags)
-{
-	struct rd_completion c;
-
-	rd_completion_init(&c);
-	rd_fs_write_async(fs, ino, buf, len, off, flags, write_sync_done, &c);
-	return rd_completion_wait(&c);
 }
