@@ -2,12 +2,13 @@
  * daemon.h - the refdio FUSE daemon: options, state, and the one call that runs it.
  *
  * Owns: struct rd_daemon (the mounted filesystem as the FUSE glue sees it) and the mount
- * options. fuse/ops.c maps FUSE operations onto engine/fs.h; fuse/loop.c receives the
- * requests; fuse/daemon.c parses options, starts, detaches and tears down.
+ * options. fuse/ops.c maps FUSE operations onto include/refdio/fs.h; fuse/loop.c receives
+ * the requests; fuse/mount_opts.c parses the command line; fuse/daemon.c starts, detaches
+ * and tears down; fuse/inflight.c counts the requests still to be answered.
  *
- * Every write goes through the dio engine (d->dio, engine/dio.h) into the filesystem's
- * dio sink (engine/dio_fs.h): FUSE writes straight from their receive buffer, the ioctls
- * of fuse/ioctl.c from the caller's own memory.
+ * Every write goes through the dio engine (d->dio, include/refdio/dio.h) into the
+ * filesystem's dio sink (include/refdio/dio_fs.h): FUSE writes straight from their receive
+ * buffer, the ioctls (fuse/ioctl*.c) from the caller's own memory.
  *
  * Teardown order (daemon.c keeps it): first, while requests are still received (on
  * SIGTERM/SIGINT/SIGHUP, the receive loop calls it before it stops; on unmount, the

@@ -12,7 +12,7 @@
  *   ioctl_stats.c  REFDIO_IOC_STATS.
  *
  * Lifetime rules:
- *  - The caller's identity (engine/dio_caller.c) is taken in the handler, while the
+ *  - The caller's identity (engine/dio/dio_caller.c) is taken in the handler, while the
  *    caller is blocked in the request: the thread id is the request's (fuse_req_ctx), never
  *    a field of the caller's struct; the thread must be sitting in this very ioctl (same
  *    command, same argument) and its process is then pinned by a pidfd and checked after

@@ -81,7 +81,7 @@ int rd_ioctl_dio_args_from(struct rd_daemon *d, const struct refdio_dio_write *i
 
 
 /* The caller's memory as a source: its identity checked now, while it is blocked in this
- * very ioctl (cmd, arg), then after every read (engine/dio_caller.c). */
+ * very ioctl (cmd, arg), then after every read (engine/dio/dio_caller.c). */
 int rd_ioctl_caller_source(fuse_req_t req, unsigned cmd, const void *arg, bool whole_process,
 			 const struct refdio_dio_write *in, struct rd_dio_source **src)
 {

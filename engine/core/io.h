@@ -52,7 +52,7 @@ struct rd_io_req {
 };
 
 /*
- * A seam for tests (engine/io_model.c, the power-cut model, and write-order checks): sees
+ * A seam for tests (engine/core/io_model.c, the power-cut model, and write-order checks): sees
  * every write and flush of the image, and may fail one. Off unless rd_io_opts.hooks is set.
  */
 struct rd_io_hooks {

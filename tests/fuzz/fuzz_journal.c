@@ -1,5 +1,5 @@
 /*
- * fuzz_journal.c - libFuzzer harness: journal entry decoding and replay (engine/journal.c)
+ * fuzz_journal.c - libFuzzer harness: journal entry decoding and replay (engine/core/journal.c)
  * into the trees (store.c's replay_apply, btree.c), the allocator's set-up behind it, and
  * what a mount does first with the result.
  *

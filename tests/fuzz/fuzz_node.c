@@ -1,5 +1,5 @@
 /*
- * fuzz_node.c - libFuzzer harness: b-tree node decoding (engine/btree_node.c).
+ * fuzz_node.c - libFuzzer harness: b-tree node decoding (engine/core/btree_node.c).
  *
  * Input:
  *   byte 0      flags: NODE_FIX recomputes the node's checksum, NODE_XXHASH makes xxhash the

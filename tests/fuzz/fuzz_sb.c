@@ -1,5 +1,5 @@
 /*
- * fuzz_sb.c - libFuzzer harness: superblock parsing and validation (engine/sb.c).
+ * fuzz_sb.c - libFuzzer harness: superblock parsing and validation (engine/core/sb.c).
  *
  * Input:
  *   byte 0      flags: SB_FIX_P / SB_FIX_B recompute the primary's / backup's checksum,

@@ -1,6 +1,6 @@
 /*
  * test_dio_fs.c - direct writes into real files: the dio engine over the filesystem's sink
- * (engine/dio_fs.c), through the engine API with in-process sources.
+ * (engine/fs/dio_fs.c), through the engine API with in-process sources.
  *
  *  1. Equivalence: random writes (aligned or not, chunk sizes that are block multiples or
  *     not, every strategy, both issue modes, windows 1..8), mixed with ordinary writes and

@@ -1,7 +1,7 @@
 /*
  * test_powercut.c - power cuts at random points of a random workload, with the device's
  * volatile write cache modelled: whatever was written since the last completed flush may
- * be lost, kept, or torn at 512-byte sectors, in any order (engine/io_model.c).
+ * be lost, kept, or torn at 512-byte sectors, in any order (engine/core/io_model.c).
  *
  * Workloads come from crash_workload.h (data through the dio engine, truncates, fallocate,
  * xattrs, renames, unlinks, fsync, fdatasync, O_DSYNC, sync). Bounded ones (one to four

@@ -4,7 +4,7 @@
  * only once that data or node is stable, i.e. a device flush submitted after the data's
  * write completed has itself completed.
  *
- * The store runs over the write-cache model (engine/io_model.c), which knows for every
+ * The store runs over the write-cache model (engine/core/io_model.c), which knows for every
  * device range whether a volatile (unflushed) write covers it. Every image write is
  * decoded as it is submitted: journal entries record by record (extent keys name their
  * checksummed region, checkpoint entries their roots), superblocks by their roots; each
