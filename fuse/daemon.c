@@ -9,6 +9,7 @@
  * Must never: leave the filesystem unflushed on a clean stop, or destroy the session while
  * a reply is outstanding (see daemon.h for the teardown order).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -47,7 +48,10 @@ void rd_daemon_begin(struct rd_daemon *d)
 
 void rd_daemon_end(struct rd_daemon *d)
 {
-	if (atomic_fetch_sub(&d->inflight, 1) == 1) {
+	long old = (long)atomic_fetch_sub(&d->inflight, 1);
+
+	assert(old > 0);	/* one end per begin */
+	if (old == 1) {
 		pthread_mutex_lock(&d->drain_lock);
 		pthread_cond_broadcast(&d->drained);
 		pthread_mutex_unlock(&d->drain_lock);
