@@ -9,6 +9,7 @@
  * Must never: leave the filesystem unflushed on a clean stop, or destroy the session while
  * a reply is outstanding (see daemon.h for the teardown order).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -253,6 +254,7 @@ static int serve(struct rd_daemon *d, int notify_fd)
 	/* Teardown in the order daemon.h documents (on a signal the loop quiesced already). */
 	rd_daemon_quiesce(d);
 	rd_daemon_drain(d);
+	assert(atomic_load(&d->inflight) == 0);	/* nothing left to answer */
 	rd_dio_destroy(d->dio);
 	d->dio = NULL;
 	d->stuck_reads = rd_dio_readers_destroy(d->readers);

@@ -9,6 +9,7 @@
  * leave the table before its write is done, or store into an entry after the table lock
  * is released in its completion.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -60,7 +61,10 @@ struct uid_count {
 /* Drops a reference; the table's is dropped where an entry is collected or dropped. */
 static void async_free(struct async_write *aw)
 {
-	if (atomic_fetch_sub(&aw->refs, 1) != 1)
+	unsigned old = atomic_fetch_sub(&aw->refs, 1);
+
+	assert(old > 0);
+	if (old != 1)
 		return;
 	rd_dio_write_put(aw->w);
 	free(aw);
@@ -91,6 +95,7 @@ static bool uid_add_locked(struct rd_ioctl *ioc, uid_t uid, int delta)
 		u->n++;
 		return true;
 	}
+	assert(u && u->n > 0);	/* every entry in the table is counted */
 	if (!u || --u->n)
 		return true;
 	for (pp = &ioc->uids; *pp != u; pp = &(*pp)->next)
@@ -105,8 +110,10 @@ static void async_unlink_locked(struct rd_ioctl *ioc, struct async_write *aw)
 {
 	struct async_write **pp;
 
+	assert(aw->done);	/* never before its write is done */
 	for (pp = &ioc->head; *pp; pp = &(*pp)->next) {
 		if (*pp == aw) {
+			assert(ioc->nr > 0);
 			*pp = aw->next;
 			ioc->nr--;
 			uid_add_locked(ioc, aw->uid, -1);
@@ -233,6 +240,7 @@ static void async_finish(struct rd_notify_ent *ne)
 	bool collected = false;
 
 	pthread_mutex_lock(&ioc->lock);
+	assert(!aw->done);	/* finished once */
 	aw->t_done = rd_ioctl_now_ns();
 	aw->done = true;
 	rd_ioctl_live_unlink_locked(ioc, &aw->lw);

@@ -3,6 +3,7 @@
  * per strategy, the budget, the caller reads, the receive buffers, the asynchronous
  * writes), reset on request. Reads only; holds no lock while replying.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ void rd_ioctl_stats(fuse_req_t req, const void *in_buf, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	assert(size >= offsetof(struct refdio_stats, strategy));	/* checked by rd_ioctl */
 	memcpy(&flags, (const char *)in_buf + offsetof(struct refdio_stats, flags), 4);
 	st->size = (uint32_t)(size < sizeof(*st) ? size : sizeof(*st));
 	st->version = REFDIO_STATS_VERSION;
@@ -66,6 +68,7 @@ void rd_ioctl_stats(fuse_req_t req, const void *in_buf, size_t size)
 		st->reads_timed_out = (uint32_t)rs.timeouts;
 	}
 	pthread_mutex_lock(&d->pool.lock);
+	assert(d->pool.nr_free <= d->pool.total);
 	st->rbufs_in_use = d->pool.total - d->pool.nr_free;
 	st->rbufs_peak = d->pool.peak;
 	pthread_mutex_unlock(&d->pool.lock);

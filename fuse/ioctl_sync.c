@@ -5,6 +5,7 @@
  * Must never: reply twice, reply from an interrupt callback, or call a kernel notification
  * from a dio worker (the notifier answers, fuse/notify.c).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -25,7 +26,10 @@ struct sync_write {
 
 static void sync_write_put(struct sync_write *sw)
 {
-	if (atomic_fetch_sub(&sw->refs, 1) != 1)
+	unsigned old = atomic_fetch_sub(&sw->refs, 1);
+
+	assert(old > 0);
+	if (old != 1)
 		return;
 	rd_dio_write_put(sw->lw.w);
 	free(sw);

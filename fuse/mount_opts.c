@@ -6,6 +6,7 @@
  * a non-zero exit before anything starts). Must never: start anything, or accept a value
  * the daemon would have to cut or reject later.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ static int parse_uint(const char *name, const char *v, unsigned min, unsigned ma
 	char *end;
 	unsigned long x;
 
+	assert(min <= max);
 	errno = 0;
 	x = strtoul(v, &end, 10);
 	if (errno || end == v || *end || x < min || x > max) {
@@ -398,6 +400,9 @@ int rd_mount_parse(int argc, char **argv, struct rd_mount_opts *o)
 	}
 	if (!strstr(o->fuse_opts, "subtype=") && add_fuse_opt(o, "subtype=refdio"))
 		return -EINVAL;
+	/* What the daemon relies on from here on, every value checked above. */
+	assert(o->image && o->mountpoint && o->dio_window <= o->max_window &&
+	       o->dio_chunk <= o->max_chunk && o->max_held_user <= o->max_held);
 	return 0;
 }
 

@@ -37,6 +37,7 @@
  * Must never: block anywhere but in the kernel call and its own condition wait, call
  * `then` twice, or make a kernel call after rd_notify_close returned.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -105,6 +106,7 @@ static void *notify_main(void *arg)
 			break;
 		list = n->head;
 		n->head = n->tail = NULL;
+		assert(!n->busy);
 		n->busy = true;
 		call = !n->closed;
 		pthread_mutex_unlock(&n->lock);
@@ -146,6 +148,7 @@ void rd_notify_queue(struct rd_daemon *d, struct rd_notify_ent *e)
 	struct rd_notify *n = d->notify;
 
 	pthread_mutex_lock(&n->lock);
+	assert(e->then && n->tail != e);	/* queued at most once at a time */
 	e->next = NULL;
 	if (n->tail)
 		n->tail->next = e;
@@ -181,6 +184,7 @@ void rd_notify_exit(struct rd_daemon *d)
 	pthread_cond_signal(&n->cond);
 	pthread_mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
+	assert(!n->head);	/* every entry's then was called */
 	pthread_cond_destroy(&n->idle);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);

@@ -16,6 +16,7 @@
  *  - Each asynchronous request counts in d->inflight from dispatch to reply, so teardown
  *    can wait for all of them (rd_daemon_drain).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -71,6 +72,7 @@ static void reply_entry(fuse_req_t req, const struct rd_stat *s)
 	struct fuse_entry_param e;
 	int ret = rd_fs_iget(d->fs, s->ino);
 
+	assert(s->ino);	/* ino 0 would be a negative entry */
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -134,6 +136,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->max_write = RD_MAX_WRITE;
 	conn->max_readahead = RD_MAX_WRITE;
+	assert(d->opts.max_background > 0);	/* mount_opts.c: 1 to 65535 */
 	conn->max_background = d->opts.max_background;
 	conn->congestion_threshold = d->opts.max_background * 3 / 4;
 	conn->time_gran = 1;
@@ -652,6 +655,7 @@ static int dir_fill(void *priv, const char *name, size_t name_len, uint64_t ino,
 				  (off_t)next_cookie);
 	}
 	f->used += need;
+	assert(f->used <= f->size);
 	return 0;
 }
 

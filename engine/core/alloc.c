@@ -10,6 +10,7 @@
  * allocator (journal, trees, rd_trans_put) with the alloc lock held, or hand out a bucket
  * that breaks the reuse rule in alloc_free.h.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -41,6 +42,9 @@ void alloc_settle(struct rd_alloc *a, uint64_t idx, enum alloc_class old)
 	struct rd_bucket *b = &a->b[idx];
 	enum alloc_class now = alloc_class_of(b);
 	bool ok;
+
+	assert(idx < a->nbuckets);
+	assert(now == old || a->nr_class[old] > 0);
 
 	if (now != old) {
 		a->nr_class[old]--;
@@ -74,6 +78,7 @@ void alloc_migrate(struct rd_alloc *a, uint64_t durable)
 		a->durable_seen = durable;
 	while (rd_bheap_peek(&a->pending, &e) && e.key <= a->durable_seen) {
 		rd_bheap_pop(&a->pending, &e);
+		assert(a->where[e.bucket] == ALLOC_IN_PENDING);
 		a->where[e.bucket] = ALLOC_IN_READY;
 		rd_bheap_push(&a->ready, e.bucket, e.bucket);
 	}
@@ -103,6 +108,7 @@ void alloc_gd_add(struct rd_alloc *a, uint64_t idx)
 {
 	if (a->b[idx].gen_dirty)
 		return;
+	assert(a->gd_nr < a->gd_cap);	/* the caller reserved room (alloc_gd_reserve) */
 	a->b[idx].gen_dirty = true;
 	a->gd[a->gd_nr++] = idx;
 }

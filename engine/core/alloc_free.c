@@ -4,6 +4,7 @@
  * Owns: the heap arrays only. Must never: lock or allocate after rd_bheap_init.
  * Invariant: v[i] <= v[2i+1] and v[i] <= v[2i+2] for every i (by key, then bucket).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -67,6 +68,7 @@ bool rd_bheap_push(struct rd_bheap *h, uint64_t key, uint64_t bucket)
 		i = parent;
 	}
 	h->v[i] = e;
+	assert(!i || !ent_less(&e, &h->v[(i - 1) / 2]));	/* the heap order */
 	return true;
 }
 
@@ -85,6 +87,7 @@ bool rd_bheap_pop(struct rd_bheap *h, struct rd_bheap_ent *out)
 
 	if (!h->nr)
 		return false;
+	assert(h->nr <= h->cap);
 	*out = h->v[0];
 	last = h->v[--h->nr];
 	/* Sift the former last entry down from the root. */

@@ -9,6 +9,7 @@
  * index lock); hand out a node slot from a bucket whose alloc key was not queued by
  * rd_alloc_btree_prepare (a checkpoint naming a node there could outlive its gen).
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -90,6 +91,7 @@ static int open_bucket(struct rd_alloc *a, enum rd_write_point wpi)
 	alloc_settle(a, e.bucket, old);
 	if (!wp->nr)
 		wp->fill = 0;
+	assert(wp->nr < wp->cap);	/* wp_grow made room */
 	wp->bkts[wp->nr++] = e.bucket;
 	return 0;
 }
@@ -98,6 +100,8 @@ static int open_bucket(struct rd_alloc *a, enum rd_write_point wpi)
 static void close_head(struct rd_alloc *a, struct alloc_wp *wp)
 {
 	uint64_t idx = wp->bkts[0];
+
+	assert(wp->nr > 0);
 
 	memmove(wp->bkts, wp->bkts + 1, (wp->nr - 1) * sizeof(*wp->bkts));
 	wp->nr--;
@@ -128,6 +132,7 @@ static int wp_take(struct rd_alloc *a, enum rd_write_point wpi, uint32_t want, u
 	}
 	idx = wp->bkts[0];
 	b = &a->b[idx];
+	assert(b->open_refs > 0 && wp->fill < a->bucket_sectors);	/* the wp's ref */
 	n = a->bucket_sectors - wp->fill;
 	if (n > want)
 		n = want;

@@ -2,6 +2,7 @@
  * bkey_text.c - describing keys in words (see bkey_text.h).
  * Owns: the per-type value decoders used by tools; nothing here is on a hot path.
  */
+#include <assert.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -52,6 +53,8 @@ static void alloc_to_text(const struct rd_bkey *k, char *buf, size_t len)
 static void name_to_text(const uint8_t *name, size_t n, char *out, size_t len)
 {
 	size_t i;
+
+	assert(len > 0);
 
 	for (i = 0; i < n && i + 1 < len; i++)
 		out[i] = name[i] >= 0x20 && name[i] < 0x7f ? (char)name[i] : '?';

@@ -12,6 +12,7 @@
  * outside the index lock. During replay (b->replaying) nothing merges: a merge would drop a
  * node that the last durable checkpoint still references before the allocator knows it.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,8 @@ static int move_keys(struct rd_bnode *dst, struct rd_bnode *src, uint32_t from)
 {
 	uint32_t cnt = src->nr - from;
 
+	assert(from <= src->nr);
+
 	for (uint32_t i = 0; i < cnt; i++) {
 		struct rd_bkey *k = src->keys[from + i];
 		struct rd_bnode *c = src->level ? src->children[from + i] : NULL;
@@ -130,6 +133,8 @@ static int new_root(struct rd_store *s, struct rd_bnode *n)
 	struct rd_btree_ptr nptr = rd_bptr_to_disk(n->ptr);
 	struct rd_bnode *r;
 	struct rd_bkey *k;
+
+	assert(!n->parent);
 
 	if (n->level + 1 >= RD_BTREE_MAX_DEPTH)
 		return -RD_ERR_NO_SPACE_META;
@@ -182,6 +187,7 @@ static int split(struct rd_store *s, struct rd_bnode *n, bool tail)
 		}
 		if (!at)
 			at = 1;
+		assert(at < n->nr);	/* one key always fits (rd_btree_max_val) */
 
 		right = rd_btree_node_new(s, n->id, n->level);
 		if (!right)
@@ -225,6 +231,8 @@ static int split(struct rd_store *s, struct rd_bnode *n, bool tail)
 static void collapse_root(struct rd_store *s, struct rd_bnode *r)
 {
 	struct rd_btree_state *b = s->btree;
+
+	assert(!r->parent);
 
 	while (r->level && r->nr == 1) {
 		struct rd_bnode *c;
@@ -305,6 +313,8 @@ static struct rd_bnode *merge_pair(struct rd_store *s, struct rd_bnode *n)
 	struct rd_bnode *p = n->parent, *sib, *l, *r;
 	uint32_t idx = rd_btree_parent_idx(n), sidx, li, combined;
 	struct rd_btree_ptr lptr;
+
+	assert(p->nr >= 2);	/* n has a sibling */
 
 	sidx = idx + 1 < p->nr ? idx + 1 : idx - 1;
 	if (rd_btree_child(s, p, sidx, &sib))

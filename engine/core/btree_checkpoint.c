@@ -18,6 +18,7 @@
  * stops referencing it is durable (the allocator holds frees until that seq is durable), or
  * write the checkpoint entry before every node it names is on stable storage.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ static void write_done(struct rd_io_req *req, long res)
 	struct ckpt *c = w->c;
 
 	pthread_mutex_lock(&c->lock);
+	assert(c->inflight > 0 && w->busy);
 	if (res < 0 && !c->err)
 		c->err = (int)res;
 	else if (res >= 0 && (size_t)res != req->len && !c->err)
@@ -146,6 +148,7 @@ static int write_node(struct ckpt *c, struct rd_bnode *n)
 
 	w = get_buf(c);
 	bytes = rd_bnode_encode(n, g, ptr.seq, c->seq, w->data);
+	assert(bytes <= g->btree_node_size);	/* every dirty node was split to fit */
 	w->req = (struct rd_io_req){
 		.op = RD_IO_WRITE, .fd = -1, .buf = w->data, .off = ptr.offset,
 		.len = (bytes + g->block_size - 1) / g->block_size * g->block_size,

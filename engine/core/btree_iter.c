@@ -9,6 +9,7 @@
  *
  * Must never: hold the index lock between calls, or return a pointer into a node.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,10 @@ int rd_btree_iter_next(struct rd_btree_iter *it, const struct rd_bkey **out)
 		}
 	}
 	k = (const struct rd_bkey *)((const uint8_t *)it->batch + it->batch_pos);
+	assert(rd_bpos_cmp(k->pos, it->pos) >= 0 && rd_bpos_cmp(k->pos, it->to) <= 0);
 	kb = rd_bkey_bytes(k->val_len);
 	it->batch_pos += kb;
+	assert(it->batch_pos <= it->batch_len);
 	if (kb > it->key_cap) {
 		struct rd_bkey *nk = realloc(it->key, kb);
 

@@ -11,6 +11,7 @@
  * Must never: stop at a bad node (report it with error set, skip its subtree, go on), or
  * let the callback see a node after it was freed.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ static int walk_node(struct walk *w, struct rd_bnode *n)
 		};
 		struct rd_bnode *c = n->children[i], *tmp = NULL;
 		int err;
+
+		assert(!c || (c->level == e.level && c->parent == n));
 
 		if (!c && n->level == 1 && !w->leaves) {
 			ret = report(w, e.id, 0, ptr, NULL, e.min_key, e.max_key, 0);

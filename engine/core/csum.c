@@ -5,6 +5,7 @@
  * and XXH3-64 (through libxxhash). No hand-written checksum code: both libraries are kept
  * and tested upstream.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -18,6 +19,8 @@ uint32_t rd_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	unsigned int state = ~crc;	/* isa-l takes and returns the raw, uninverted state */
+
+	assert(buf || !len);
 
 	while (len) {
 		int n = len > (size_t)INT_MAX ? INT_MAX : (int)len;

@@ -2,6 +2,7 @@
  * errors.c - messages and errno mapping for the engine's named error codes.
  * Owns: nothing but the tables below.
  */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -27,8 +28,10 @@ const char *rd_strerror(int err)
 {
 	int e = err < 0 ? -err : err;
 
-	if (e >= RD_ERR_FIRST && e < RD_ERR_LAST)
+	if (e >= RD_ERR_FIRST && e < RD_ERR_LAST) {
+		assert(rd_err_msg[e - RD_ERR_FIRST]);	/* every named code has a message */
 		return rd_err_msg[e - RD_ERR_FIRST];
+	}
 	return strerror(e);
 }
 

@@ -8,6 +8,7 @@
  * Must never: run outside tests; take any engine lock (it is called from inside the io
  * layer, on I/O threads); report success for anything that completes after the cut.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -155,6 +156,7 @@ static int submit_write_locked(struct rd_io_model *m, const struct rd_io_req *re
 		return ret;
 	}
 	memcpy(v.new, req->buf, v.len);
+	assert(m->nr_w < m->cap_w);
 	m->w[m->nr_w++] = v;
 	m->st.writes++;
 	m->st.volatile_writes++;
@@ -175,6 +177,7 @@ static int submit_flush_locked(struct rd_io_model *m, const struct rd_io_req *re
 		if (m->w[i].completed && !m->w[i].cover)
 			m->w[i].cover = id;
 	}
+	assert(m->nr_f < m->cap_f);
 	m->f[m->nr_f++] = (struct vflush){ .req = req, .id = id };
 	m->st.flushes++;
 	return 0;
@@ -207,6 +210,7 @@ static void flush_done_locked(struct rd_io_model *m, uint64_t id)
 		struct vwrite *v = &m->w[i];
 
 		if (v->cover && v->cover <= id) {
+			assert(v->completed && m->st.volatile_bytes >= v->len);
 			m->st.volatile_writes--;
 			m->st.volatile_bytes -= v->len;
 			vwrite_free(v);

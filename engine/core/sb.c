@@ -7,6 +7,7 @@
  * Must never: hand out a superblock whose checksum or ranges were not checked, or write
  * one copy without the other.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -182,6 +183,8 @@ int rd_sb_write(struct rd_io *io, struct rd_sb *sb)
 	uint64_t dev = rd_le64_get(sb->dev_size);
 	struct rd_sb *buf;
 	int ret;
+
+	assert(dev >= RD_SB_OFFSET + 2 * RD_SB_SIZE);	/* validated: copies apart */
 
 	buf = rd_io_buf_alloc(RD_SB_SIZE);
 	if (!buf)

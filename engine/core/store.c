@@ -13,6 +13,7 @@
  * Must never: write to a read-only store, or mark the superblock clean while anything
  * committed is only in the journal.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -275,6 +276,8 @@ static int replay_apply(void *priv, uint64_t seq, const struct rd_jrec *rec,
 	case RD_JREC_ROOT: {
 		struct rd_btree_root_disk r;
 
+		assert(len >= sizeof(r));
+
 		memcpy(&r, payload, sizeof(r));
 		rd_btree_set_root(s, rec->btree_id, &r);
 		break;
@@ -282,6 +285,8 @@ static int replay_apply(void *priv, uint64_t seq, const struct rd_jrec *rec,
 	case RD_JREC_KEY: {
 		struct rd_bkey_disk d;
 		struct rd_bkey *k;
+
+		assert(len >= sizeof(d) && rec->btree_id < RD_BTREE_NR);
 
 		memcpy(&d, payload, sizeof(d));
 		k = rd_bkey_new(rd_bpos_from_disk(d.pos), d.type,
@@ -293,6 +298,8 @@ static int replay_apply(void *priv, uint64_t seq, const struct rd_jrec *rec,
 	}
 	case RD_JREC_DELETE: {
 		struct rd_bpos_disk d;
+
+		assert(len >= sizeof(d) && rec->btree_id < RD_BTREE_NR);
 
 		memcpy(&d, payload, sizeof(d));
 		ret = rd_btree_delete_locked(s, rec->btree_id, rd_bpos_from_disk(d));
@@ -475,6 +482,7 @@ int rd_store_close(struct rd_store *s)
 				rd_btree_get_root(s, id, &s->sb.roots[id]);
 			s->sb.journal_seq = rd_le64_of(seq);
 			s->sb.journal_head = rd_le64_of(head);
+			assert(!s->read_only && !b->nodes_dirty);	/* all checkpointed */
 			s->sb.flags = rd_le32_of(rd_le32_get(s->sb.flags) | RD_SB_CLEAN);
 			ret = rd_sb_write(s->io, &s->sb);
 		}

@@ -11,6 +11,7 @@
  * half way through applying (every read that could fail happens before journaling; what
  * remains is out of memory, which makes the store refuse further commits).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ void rd_trans_free(struct rd_trans *t)
 static int add_upd(struct rd_trans *t, enum rd_btree_id id, struct rd_bpos pos,
 		   struct rd_bkey *k)
 {
+	assert((unsigned)id < RD_BTREE_NR);	/* checked by rd_trans_put/del */
+
 	if (t->nr == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 8;
 		struct trans_upd *u = realloc(t->upd, cap * sizeof(*u));
@@ -170,6 +173,7 @@ static void fill_records(void *dst, void *priv)
 				.val_len = rd_le16_of(u->k->val_len),
 			};
 
+			assert(u->k->val_len <= rd_btree_max_val(t->s));	/* fits le16 */
 			r.type = RD_JREC_KEY;
 			r.bytes = rd_le32_of((uint32_t)(sizeof(r) + sizeof(d) + u->k->val_len));
 			memcpy(p + sizeof(r), &d, sizeof(d));

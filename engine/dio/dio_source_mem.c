@@ -11,6 +11,7 @@
  * Must never: copy from the memory without holding a users reference, take a users
  * reference once users reached 0 (no resurrection), or free the struct while count > 0.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -37,7 +38,10 @@ struct mem_source {
 
 static void mem_drop(struct rd_dio_mem *m)	/* mmdrop */
 {
-	if (atomic_fetch_sub_explicit(&m->count, 1, memory_order_acq_rel) == 1)
+	unsigned old = atomic_fetch_sub_explicit(&m->count, 1, memory_order_acq_rel);
+
+	assert(old > 0);
+	if (old == 1)
 		free(m);
 }
 
@@ -56,7 +60,10 @@ static bool mem_get_if_alive(struct rd_dio_mem *m)	/* mmget_not_zero */
 
 static void mem_put_user(struct rd_dio_mem *m)	/* mmput */
 {
-	if (atomic_fetch_sub_explicit(&m->users, 1, memory_order_acq_rel) != 1)
+	unsigned old = atomic_fetch_sub_explicit(&m->users, 1, memory_order_acq_rel);
+
+	assert(old > 0);
+	if (old != 1)
 		return;
 	if (m->release)
 		m->release(m->base, m->len, m->priv);
@@ -131,6 +138,7 @@ static void mem_read(struct rd_dio_source *src, struct rd_dio_src_read *rd)
 		return;
 	}
 	/* users > 0: m->base cannot be released while we copy. */
+	assert(m->base || !rd->len);
 	memcpy(rd->buf, (const char *)m->base + ms->off + rd->pos, rd->len);
 	rd->data = rd->buf;
 	mem_put_user(m);
@@ -167,6 +175,7 @@ int rd_dio_source_mem(struct rd_dio_mem *m, uint64_t off, uint64_t len,
 	ms->src.flags = 0;
 	ms->m = m;
 	ms->off = off;
+	assert(atomic_load_explicit(&m->count, memory_order_relaxed) > 0);	/* the owner's */
 	atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);	/* the grab */
 	*out = &ms->src;
 	return 0;

@@ -24,6 +24,7 @@
  * Must never: use bytes read without a successful rd_dio_caller_check after the read, touch
  * the source after calling rd->done(), or block in read(), cancel() or done().
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -61,7 +62,10 @@ struct pm_job {
 
 static void pm_job_put(struct pm_job *pj)
 {
-	if (atomic_fetch_sub_explicit(&pj->refs, 1, memory_order_acq_rel) != 1)
+	unsigned old = atomic_fetch_sub_explicit(&pj->refs, 1, memory_order_acq_rel);
+
+	assert(old > 0);
+	if (old != 1)
 		return;
 	rd_dio_caller_put(pj->caller);
 	free(pj);
@@ -99,6 +103,7 @@ static void pm_done(struct rd_dio_rjob *j, long res, bool buf_taken)
 	struct procmem_source *ps = pj->ps;
 	struct rd_dio_src_read *rd = pj->rd;
 
+	assert(ps && rd);	/* done() runs once per job */
 	pthread_mutex_lock(&ps->lock);
 	if (pj->prev)
 		pj->prev->next = pj->next;
@@ -177,6 +182,7 @@ static void procmem_put(struct rd_dio_source *src)
 	struct procmem_source *ps = container_of(src, struct procmem_source, src);
 
 	/* Every read was done (the write completed): no job refers to ps any more. */
+	assert(!ps->jobs);
 	rd_dio_caller_put(ps->caller);
 	pthread_mutex_destroy(&ps->lock);
 	free(ps);

@@ -8,6 +8,7 @@
  * Must never: copy, or touch the buffer after put. The buffer's owner (the FUSE loop) is
  * reached only through the callbacks it gave: the engine includes no FUSE header.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -28,6 +29,7 @@ static void rbuf_read(struct rd_dio_source *src, struct rd_dio_src_read *rd)
 		return;
 	}
 	/* The grab keeps the bytes alive; the buffer cannot go away under a write. */
+	assert(rs->rb.data || !rd->len);
 	rd->data = (const char *)rs->rb.data + rd->pos;
 	rd->done(rd, (long)rd->len);
 }

@@ -7,6 +7,7 @@
  *
  * Must never: block or allocate (it runs in completion paths).
  */
+#include <assert.h>
 #include <string.h>
 
 #include "dio_int.h"
@@ -29,10 +30,12 @@ void dio_stat_chunk(struct dio_stats *st, int dchunks, int64_t dbytes)
 				      memory_order_relaxed) + (uint64_t)(int64_t)dchunks;
 	if (dchunks > 0)
 		dio_stat_max(&st->inflight_max, n);
+	assert((int64_t)n >= 0);	/* a chunk leaves after it entered */
 	n = atomic_fetch_add_explicit(&st->held_now, (uint64_t)dbytes, memory_order_relaxed) +
 	    (uint64_t)dbytes;
 	if (dbytes > 0)
 		dio_stat_max(&st->held_peak, n);
+	assert((int64_t)n >= 0);
 }
 
 static unsigned lat_bucket(uint64_t us)

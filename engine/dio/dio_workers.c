@@ -4,6 +4,7 @@
  * Owns: struct dio_workers. Lock order: the queue's lock is a leaf; it is never held while
  * a job runs, so a job may push jobs (its own write's included) and take any other lock.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -32,6 +33,7 @@ static void sync_enter(struct dio_workers *p)
 static void sync_exit(struct dio_workers *p)
 {
 	pthread_mutex_lock(&p->lock);
+	assert(p->in_sync > 0);
 	p->in_sync--;
 	pthread_mutex_unlock(&p->lock);
 }
@@ -93,6 +95,7 @@ int dio_workers_start(struct dio_workers *p, unsigned workers)
 void dio_workers_push(struct dio_workers *p, struct dio_job *j)
 {
 	pthread_mutex_lock(&p->lock);
+	assert(p->tail != j);	/* queued at most once */
 	j->next = NULL;
 	if (p->tail)
 		p->tail->next = j;
@@ -116,6 +119,7 @@ void dio_workers_stop(struct dio_workers *p)
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(p->threads[i], NULL);
 	pthread_cond_destroy(&p->cond);
+	assert(!p->head);	/* the workers ran every job before exiting */
 	pthread_mutex_destroy(&p->lock);
 	free(p->threads);
 	p->threads = NULL;

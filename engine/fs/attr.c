@@ -10,6 +10,7 @@
  * Must never: change the file type bits, or clear anything the caller did not ask for
  * (a mode change leaves set-id bits as given: permission policy is the kernel's).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -106,6 +107,7 @@ int rd_fs_setattr(struct rd_fs *fs, uint64_t ino, const struct rd_setattr *sa,
 	else if (sa->valid & RD_SET_SIZE)
 		m.mtime = now;
 	m.ctime = sa->valid & RD_SET_CTIME ? ts_ns(sa->ctime) : now;
+	assert((m.mode & S_IFMT) == ip->ftype);	/* the type bits never change */
 	if (!sa->valid)
 		goto out_stat;	/* nothing to change: just the attributes */
 

@@ -19,6 +19,7 @@
  * Must never: change extents or i_size without holding a range lock that covers them and
  * the inode lock, or leave a reservation or span reference behind.
  */
+#include <assert.h>
 #include <errno.h>
 #include <linux/falloc.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ static int zero_partial(struct rd_fs *fs, struct rd_inode *ip, uint64_t off, uin
 
 	if (off >= end)
 		return 0;
+	assert(rd_round_down(off, bs) == rd_round_down(end - 1, bs));	/* one block */
 	ret = block_has_data(fs, ip, rd_round_down(off, bs));
 	if (ret <= 0)
 		return ret;
@@ -115,6 +117,7 @@ static int fill_unwritten(struct rd_fs *fs, struct rd_inode *ip, uint64_t lo, ui
 	uint64_t cur = lo;
 	int ret = 0;
 
+	assert(lo <= hi && !(lo % bsec) && !(hi % bsec));	/* whole blocks */
 	sp = calloc(RD_DATA_TXN_OPS, sizeof(*sp));
 	tg = calloc(RD_DATA_TXN_OPS + 1, sizeof(*tg));
 	if (!sp || !tg) {

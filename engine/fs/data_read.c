@@ -18,6 +18,7 @@
  * turned stale, block on an I/O thread, or hold an inode or range lock (edge reads of
  * writers run under the writer's range lock, which is what makes their view stable).
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ static void region_end_io(struct rd_io_req *req, long res)
 	struct read_batch *b = r->b;
 
 	pthread_mutex_lock(&b->lock);
+	assert(b->pending > 0);
 	r->res = res;
 	if (!--b->pending)
 		pthread_cond_signal(&b->cond);
@@ -145,6 +147,7 @@ static int batch_read(struct rd_fs *fs, struct read_batch *b, const struct rd_ex
 		}
 		b->map[i] = (int)j;
 	}
+	assert(i > 0 || !n);	/* at least one extent per batch */
 	*nr = i;
 	b->pending = (unsigned)b->nr;
 	for (i = 0; i < b->nr; i++) {

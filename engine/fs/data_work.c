@@ -19,6 +19,7 @@
  *
  * Must never: run a work item on an I/O thread, or exit while items are queued.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -68,6 +69,7 @@ static void *worker(void *arg)
 		df->head = w->next;
 		if (!df->head)
 			df->tail = NULL;
+		assert(df->queued > 0);
 		df->queued--;
 		pthread_mutex_unlock(&df->lock);
 		w->fn(w);	/* may free w */
@@ -117,6 +119,7 @@ void rd_data_fs_exit(struct rd_fs *fs)
 	pthread_mutex_unlock(&df->lock);
 	for (unsigned i = 0; i < df->nthreads; i++)
 		pthread_join(df->th[i], NULL);
+	assert(!df->head && !df->queued);	/* the workers drained the queue */
 	pthread_mutex_destroy(&df->lock);
 	pthread_cond_destroy(&df->cond);
 	free(df);

@@ -12,6 +12,7 @@
  * write less than whole blocks (edges are read back and merged under the range lock);
  * leave a reservation, span reference or range lock behind on any path.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -184,7 +185,10 @@ err:
 /* One reference of pending dropped; the last one reports to the submitter's callback. */
 static void wr_put_pending(struct rd_data_wr *wr)
 {
-	if (atomic_fetch_sub(&wr->pending, 1) == 1)
+	unsigned old = atomic_fetch_sub(&wr->pending, 1);
+
+	assert(old > 0);
+	if (old == 1)
 		wr->done(wr->priv, atomic_load(&wr->err));
 }
 
@@ -231,6 +235,7 @@ void rd_data_wr_submit(struct rd_fs *fs, struct rd_data_wr *wr, const void *buf,
 	const char *src = buf;
 	uint64_t pos;
 
+	assert(wr->state == WR_BEGUN);	/* submitted once */
 	wr->done = done;
 	wr->priv = priv;
 	wr->state = WR_SUBMITTED;
@@ -276,6 +281,7 @@ void rd_data_wr_submit(struct rd_fs *fs, struct rd_data_wr *wr, const void *buf,
 			break;
 		}
 		n = (size_t)r->span.sectors << RD_SECTOR_SHIFT;
+		assert(n && !(n % g->block_size) && pos + n <= wr->hi);	/* whole blocks */
 		r->wr = wr;
 		r->sector = pos >> RD_SECTOR_SHIFT;
 		/* The checksum covers exactly the bytes handed to the device. */
@@ -340,6 +346,7 @@ static int wr_next_batch(struct rd_data_wr *wr, size_t i, size_t *j, struct rd_e
 	bool more;
 	int ret;
 
+	assert(i < wr->nr_reg);
 	l->nr = 0;
 	ret = rd_extents_collect(s, wr->ip->ino, b_lo, w_hi, RD_DATA_TXN_OPS, l, &more);
 	if (ret)
@@ -363,6 +370,7 @@ static int wr_next_batch(struct rd_data_wr *wr, size_t i, size_t *j, struct rd_e
 		ret = rd_extents_collect(s, wr->ip->ino, b_lo, region_end(wr->reg[i]), 0, l,
 					 &more);
 	}
+	assert(k > i && k <= wr->nr_reg);
 	*j = k;
 	return ret;
 }

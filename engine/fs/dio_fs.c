@@ -30,6 +30,7 @@
  * Must never: begin a chunk while an earlier chunk of its write is still queued, block on a
  * range lock or an edge read inside write(), or touch the inode after the write's done.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -71,7 +72,10 @@ struct fs_sink {
 
 static void fs_sink_put(struct fs_sink *fsk)
 {
-	if (atomic_fetch_sub_explicit(&fsk->refs, 1, memory_order_acq_rel) != 1)
+	unsigned old = atomic_fetch_sub_explicit(&fsk->refs, 1, memory_order_acq_rel);
+
+	assert(old > 0);
+	if (old != 1)
 		return;
 	pthread_mutex_destroy(&fsk->lock);
 	free(fsk);
@@ -191,6 +195,7 @@ static void fs_sink_write(struct rd_dio_sink *sink, struct rd_dio_sink_req *req)
 	fs_sink_enqueue_locked(fsk, fc);
 	start_job = !fsk->slow_busy;
 	fsk->slow_busy = true;
+	assert(atomic_load_explicit(&fsk->refs, memory_order_relaxed) > 0);	/* the write's */
 	if (start_job)
 		atomic_fetch_add_explicit(&fsk->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&fsk->lock);
@@ -207,6 +212,7 @@ static int fs_sink_commit(struct rd_dio_sink *sink, struct rd_dio_sink_req *req)
 	uint64_t seq = 0;
 	ssize_t n;
 
+	assert(fc && fc->req == req && fc->wr);	/* begun, not yet ended */
 	n = rd_data_wr_commit(fsk->fs, fc->wr, &seq);
 	req->sink_priv = NULL;
 	free(fc);
@@ -228,6 +234,7 @@ static void fs_sink_abort(struct rd_dio_sink *sink, struct rd_dio_sink_req *req)
 	struct fs_sink *fsk = container_of(sink, struct fs_sink, sink);
 	struct fs_chunk *fc = req->sink_priv;
 
+	assert(fc && fc->req == req && fc->wr);
 	rd_data_wr_abort(fsk->fs, fc->wr);
 	req->sink_priv = NULL;
 	free(fc);

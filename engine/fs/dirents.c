@@ -7,6 +7,7 @@
  * Must never: reuse a whiteout for a name that is present later in the same chain (the
  * name would then be in the directory twice), or leave an empty slot inside a chain.
  */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 
@@ -63,6 +64,7 @@ static int walk(struct rd_fs *fs, uint64_t dir, const char *name, size_t len,
 	}
 	if (ret == -ENOENT && !have_free && free_slot)
 		*free_slot = p.slot;
+	assert(ret || d->slot == p.slot);	/* found: the slot the probe stopped at */
 	rd_probe_exit(&p);
 	return ret;
 }

@@ -16,6 +16,7 @@
  * Must never: queue an extent change without its accounting, or trust a key read from
  * disk before rd_extent_unpack checked it.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,9 @@ static int put_extent(struct rd_trans *t, uint64_t ino, const struct rd_extent *
 {
 	struct rd_extent_v v;
 
+	/* What rd_extent_decode would accept back: a piece inside its region. */
+	assert(e->size && e->size <= e->end &&
+	       (uint64_t)e->region_offset + e->size <= e->region_sectors);
 	rd_extent_pack(e, &v);
 	return rd_trans_put(t, RD_BTREE_EXTENTS, RD_POS(ino, e->end), RD_KEY_EXTENT, &v,
 			    sizeof(v));
@@ -170,6 +174,7 @@ int rd_extents_punch(struct rd_trans *t, struct rd_store *s, uint64_t ino, uint6
 
 		if (cut_lo >= cut_hi)
 			continue;	/* does not overlap: nothing to do */
+		assert(cut_hi - cut_lo <= o->size);
 		if (s0 < start) {
 			/* A front piece survives, keyed at start. */
 			front.end = start;

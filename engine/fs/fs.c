@@ -7,6 +7,7 @@
  * Must never: close the store while inodes still have I/O in flight (callers drain first:
  * the FUSE layer before rd_fs_close, tests by using the synchronous calls).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,6 +250,7 @@ int rd_fs_statfs(struct rd_fs *fs, struct statvfs *st)
 	uint64_t used_inodes;
 
 	rd_alloc_space(fs->s, &sp);
+	assert(sp.free_bytes <= sp.usable_bytes);	/* free buckets are allocatable ones */
 	memset(st, 0, sizeof(*st));
 	st->f_bsize = bs;
 	st->f_frsize = bs;

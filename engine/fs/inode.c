@@ -7,6 +7,7 @@
  * Must never: hand out an inode number twice (numbers are persisted in batches ahead of
  * use), or delete an inode that is still referenced.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,7 @@ again:
 	icache_hash(fs, ip);
 	pthread_mutex_unlock(&fs->icache_lock);
 found:
+	assert(ip->ino == ino);
 	rd_inode_lock(ip);
 	ret = ip->dead ? -ENOENT : 0;
 	rd_inode_unlock(ip);
@@ -330,6 +332,7 @@ int rd_inode_get_file(struct rd_fs *fs, uint64_t ino, struct rd_inode **out)
 void rd_inode_ref(struct rd_fs *fs, struct rd_inode *ip)
 {
 	pthread_mutex_lock(&fs->icache_lock);
+	assert(ip->refs > 0);	/* the caller holds one */
 	ip->refs++;
 	pthread_mutex_unlock(&fs->icache_lock);
 }
@@ -339,6 +342,7 @@ void rd_inode_put(struct rd_fs *fs, struct rd_inode *ip)
 	bool last, delete;
 
 	pthread_mutex_lock(&fs->icache_lock);
+	assert(ip->refs > 0);
 	last = --ip->refs == 0 && ip->nlookup == 0;
 	/* nlink is stable here: it only changes under ip->lock by holders of a reference,
 	 * and there are none left. */
@@ -424,6 +428,7 @@ int rd_inode_alloc_number(struct rd_fs *fs, struct rd_trans *t, uint64_t *ino)
 	}
 	if (!ret)
 		*ino = fs->next_ino++;
+	assert(ret || *ino < fs->ino_limit);	/* never above the persisted limit */
 	pthread_mutex_unlock(&fs->ino_lock);
 	return ret;
 }

@@ -14,6 +14,7 @@
  * leaves the orphan marker, and the next open finishes the job), or run while anyone else
  * holds the inode (rd_inode_put calls it for the last reference only).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -37,6 +38,7 @@ int rd_inode_delete(struct rd_fs *fs, struct rd_inode *ip)
 	struct rd_trans *t;
 	int ret = 0;
 
+	assert(!ip->i.nlink);	/* unlinked: nobody can reach it by name again */
 	if (S_ISREG(ip->ftype))
 		ret = rd_data_truncate(fs, ip, 0);
 	if (!ret && S_ISDIR(ip->ftype))

@@ -11,6 +11,7 @@
  * reference to an inode while holding an inode lock (that may delete it, which takes
  * locks of its own), or give a directory a second name.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ int rd_name_dots(const char *name, size_t len)
 
 void rd_lockset_lock(struct rd_lockset *ls, struct rd_inode *const *ips, unsigned n)
 {
+	assert(n <= RD_LOCK_MAX);
 	ls->n = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct rd_inode *ip = ips[i];
@@ -68,8 +70,10 @@ void rd_lockset_lock(struct rd_lockset *ls, struct rd_inode *const *ips, unsigne
 		ls->ip[j] = ip;
 		ls->n++;
 	}
-	for (unsigned i = 0; i < ls->n; i++)
+	for (unsigned i = 0; i < ls->n; i++) {
+		assert(!i || ls->ip[i - 1]->ino < ls->ip[i]->ino);	/* the locking order */
 		pthread_mutex_lock(&ls->ip[i]->lock);
+	}
 }
 
 void rd_lockset_unlock(struct rd_lockset *ls)
@@ -127,6 +131,8 @@ static int commit_pair(struct rd_trans *t, struct rd_inode *ip, const struct rd_
 {
 	uint64_t seq;
 	int ret = rd_inode_write_mem(t, ip->ino, m);
+
+	assert(ip != dp && (m->mode & S_IFMT) == ip->ftype);
 
 	if (!ret)
 		ret = rd_inode_write_mem(t, dp->ino, dm);

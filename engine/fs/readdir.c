@@ -10,6 +10,7 @@
  * Must never: hold a lock while calling fill (it may block on the caller's buffer), or
  * return a whiteout.
  */
+#include <assert.h>
 #include <errno.h>
 #include <sys/stat.h>
 
@@ -62,6 +63,7 @@ int rd_fs_readdir(struct rd_fs *fs, uint64_t dir, uint64_t cookie, rd_fs_fill_fn
 
 		if (k->type == RD_KEY_WHITEOUT || rd_dirent_decode(k, &d, &name, &len))
 			continue;	/* whiteout, or an entry fsck will have to look at */
+		assert(d.slot >= cookie && d.slot + 1 > COOKIE_DOTDOT);	/* ranges apart */
 		if (fill(priv, (const char *)name, len, d.inum, d.d_type, d.slot + 1))
 			break;
 	}

@@ -15,6 +15,7 @@
  * Must never: create a cycle in the tree, lose a name on failure (all or nothing), or
  * trim whiteouts in a directory the same transaction inserts into.
  */
+#include <assert.h>
 #include <errno.h>
 #include <sys/stat.h>
 
@@ -190,6 +191,8 @@ static int rename_commit(struct rename_ctx *c)
 	int64_t now = rd_now_ns();
 	int ret = 0;
 
+	/* rename_lock_all returned 1 for two names of one inode; cross iff two directories */
+	assert(c->sip != c->tip && c->cross == (c->odp != c->ndp));
 	t = rd_trans_new(fs->s);
 	if (!t)
 		return -ENOMEM;

@@ -13,6 +13,7 @@
  * Must never: leave continuation keys of a removed or shortened value behind, or set
  * has_xattrs to 0 without having looked (it is -1 whenever unsure).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,8 @@ static int put_value(struct rd_fs *fs, struct rd_trans *t, uint64_t ino, uint64_
 	unsigned i;
 	int ret;
 
+	/* name_check and the probe bound them */
+	assert(len && len <= RD_NAME_MAX && slot <= RD_XATTR_SLOT_MAX);
 	if (max < sizeof(*v) + RD_NAME_MAX + 1)
 		return -E2BIG;		/* nodes too small for any name: not a valid image */
 	first = max - sizeof(*v) - len;

@@ -9,6 +9,7 @@
  * expected values come from the trees, never from the allocator's memory. The filesystem
  * checks on top live in fsck_fs*.c.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -138,6 +139,7 @@ static int node_cb(void *priv, const struct rd_node_info *ni)
 			"space", rd_btree_name(ni->id), ni->offset);
 		return 0;
 	}
+	assert(rd_alloc_bucket_of(c->s, ni->offset) < g->last_bucket);	/* checked above */
 	if (rd_alloc_ptr_stale(c->s, ni->offset, ni->gen))
 		problem(c, "node-stale", rd_btree_name(ni->id),
 			(int64_t)rd_alloc_bucket_of(c->s, ni->offset), false,

@@ -19,6 +19,7 @@
  * would turn an I/O error into silent zeros), or count a stale pointer in its bucket (the
  * bucket's count belongs to its current generation).
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -74,6 +75,7 @@ static void dregion_end_io(struct rd_io_req *req, long res)
 	struct dbatch *b = r->b;
 
 	pthread_mutex_lock(&b->lock);
+	assert(b->pending > 0);
 	r->res = res;
 	if (!--b->pending)
 		pthread_cond_signal(&b->cond);
@@ -163,6 +165,7 @@ static int batch_add(struct fsck_fs *c, struct dbatch *b, uint64_t ino, const st
 				return ret;
 			i = 0;
 		}
+		assert(i == b->nr && i < BATCH_REGIONS);
 		b->r[i] = (struct dregion){
 			.dev_offset = e->dev_offset, .sectors = e->region_sectors, .gen = e->gen,
 			.csum_type = e->csum_type, .csum = e->csum, .b = b,

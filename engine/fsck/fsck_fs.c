@@ -15,6 +15,7 @@
  * come from the entries, sectors from the extents, never the other way round), or repair
  * anything that is not derived from other keys (see docs/fsck.md).
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -99,6 +100,8 @@ static struct fsck_inode *itab_slot(struct fsck_itab *t, uint64_t ino)
 {
 	size_t i = ino_hash(ino, t->cap);
 
+	/* a power of two, with a free slot to end the probe */
+	assert(ino && t->cap && !(t->cap & (t->cap - 1)) && t->nr < t->cap);
 	while (t->v[i].ino && t->v[i].ino != ino)
 		i = (i + 1) & (t->cap - 1);
 	return &t->v[i];
@@ -143,6 +146,7 @@ struct fsck_inode *fsck_inode_add(struct fsck_fs *c, uint64_t ino)
 		fi->ino = ino;
 		c->itab.nr++;
 	}
+	assert(fi->ino == ino && c->itab.nr * 2 <= c->itab.cap);	/* at most half full */
 	return fi;
 }
 

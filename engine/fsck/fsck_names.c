@@ -14,6 +14,7 @@
  * Must never: repair anything but an entry pointing at no inode (made a whiteout, which
  * keeps every chain intact) and keys of owners that do not exist (deleted, fsck_fs.c).
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -63,6 +64,8 @@ static void run_free(struct run *r)
 /* A used slot (keys arrive in slot order). */
 static void run_use(struct run *r, uint64_t slot)
 {
+	/* Out-of-range keys were reported and skipped; the iterator returns them in order. */
+	assert(slot >= RD_HASH_SLOT_MIN && slot <= r->slot_max && (!r->any || slot > r->last));
 	if (!r->any || slot != r->last + 1) {
 		if (!r->any)
 			r->first_at_min = slot == RD_HASH_SLOT_MIN;
@@ -79,6 +82,7 @@ static void run_use(struct run *r, uint64_t slot)
  */
 static int run_reachable(struct run *r, uint64_t h, uint64_t slot)
 {
+	assert(r->any && slot == r->last);
 	if (h <= slot)
 		return h >= r->start;
 	/* Wrapped: [h, slot_max] and [MIN, slot] must all be used. The second part holds if

@@ -17,6 +17,7 @@
  * or leave a state that a crash between two of its transactions would make worse than
  * before (each transaction is consistent on its own: accounting travels with deletions).
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -120,9 +121,11 @@ static int find_slot(struct fsck_fs *c, uint64_t dir, const char *name, size_t l
 
 int fsck_fix_bucket(struct fsck_fs *c, uint64_t b, uint32_t have, uint32_t want)
 {
-	struct rd_trans *t = rd_trans_new(c->s);
+	struct rd_trans *t;
 	int ret;
 
+	assert(c->repair);
+	t = rd_trans_new(c->s);
 	if (!t)
 		return -ENOMEM;
 	ret = rd_trans_add_delta(t, b, (int64_t)want - (int64_t)have);
@@ -145,6 +148,7 @@ int fsck_fix_orphan(struct fsck_fs *c, struct fsck_inode *fi)
 	struct rd_trans *t;
 	int ret = 0;
 
+	assert(c->repair && (fi->state & FI_ORPHAN) && !(fi->state & FI_GONE));
 	/* What hangs off it first, in batches; the inode and its marker last, together: a
 	 * crash part-way leaves the marker, and the next open or fsck finishes. */
 	for (unsigned i = 0; !ret && i < sizeof(ids) / sizeof(ids[0]); i++)
@@ -251,11 +255,13 @@ int fsck_fix_detached(struct fsck_fs *c, struct fsck_inode *fi)
 	bool dir = S_ISDIR(fi->mode);
 	int ret;
 
+	assert(c->repair && (fi->state & FI_DETACHED));
 	if (!c->lost_found) {
 		ret = lost_found_create(c);
 		if (ret)
 			return ret == -ENOENT || ret == -EEXIST ? -EBUSY : ret;
-		fi = fsck_inode_find(c, ino);
+		fi = fsck_inode_find(c, ino);	/* the table may have grown */
+		assert(fi);
 	}
 	lf = fsck_inode_find(c, c->lost_found);
 	/* "#<ino>", or "#<ino>.<n>" if that is taken. */
