@@ -21,8 +21,12 @@ const char *rd_data_type_name(unsigned type)
 /* Unknown values: as a quoted string when every byte is printable, else in hex. */
 static void hex_to_text(const struct rd_bkey *k, char *buf, size_t len)
 {
-	size_t n = (size_t)snprintf(buf, len, "type %u, %u bytes:", k->type, k->val_len);
+	int r = snprintf(buf, len, "type %u, %u bytes:", k->type, k->val_len);
+	size_t n = r < 0 ? 0 : (size_t)r;
 	bool text = k->val_len > 0;
+
+	if (n >= len)
+		return;		/* cut short: buf holds what fitted */
 
 	for (unsigned i = 0; i < k->val_len; i++)
 		text = text && k->val[i] >= 0x20 && k->val[i] < 0x7f && k->val[i] != '"';
