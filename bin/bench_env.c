@@ -583,7 +583,7 @@ void bench_env_finish(struct bench_env *e, bool skip_fsck)
 		close(e->work_fd);
 		e->work_fd = -1;
 	}
-	if (e->work[0]) {
+	if (e->work[0] && !e->keep) {
 		rm_tree(e->work);
 		e->work[0] = 0;
 	}
@@ -611,14 +611,14 @@ void bench_env_finish(struct bench_env *e, bool skip_fsck)
 				print_tail(flog);
 		}
 	}
-	if (e->own_image && !e->daemon_child) {
+	if (e->own_image && !e->daemon_child && !e->keep) {
 		e->image_removed = !unlink(e->image);
 		e->own_image = false;
 	}
 	if (e->base_made && strncmp(e->base, e->scratch, strlen(e->scratch)))
 		rm_tree(e->base);
 	e->base_made = false;
-	if (e->scratch[0] && !(e->mnt[0] && is_mounted(e->mnt) &&
+	if (e->scratch[0] && !e->keep && !(e->mnt[0] && is_mounted(e->mnt) &&
 			       !strncmp(e->mnt, e->scratch, strlen(e->scratch)))) {
 		rm_tree(e->scratch);
 		e->scratch[0] = 0;
