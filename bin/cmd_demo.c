@@ -85,7 +85,7 @@ static void run_one(const struct demo_opts *o, const struct demo_scenario *sc,
 		    struct demo_result *r)
 {
 	uint64_t image = o->fast ? sc->image_fast : sc->image_full;
-	char why[256] = "", fwhy[128] = "";
+	char why[256] = "", fwhy[256] = "";
 	double t0 = demo_now();
 	struct bench_env e;
 	bool env_ok = true;
@@ -93,6 +93,7 @@ static void run_one(const struct demo_opts *o, const struct demo_scenario *sc,
 	r->name = sc->name;
 	r->ran = true;
 	r->detail[0] = 0;
+	r->inspect_ino = r->inspect_end = 0;
 	printf("\n== %s: %s\n", sc->name, sc->title);
 	demo_say("%s", sc->why);
 	if (image) {
@@ -101,7 +102,7 @@ static void run_one(const struct demo_opts *o, const struct demo_scenario *sc,
 			goto verdict;
 		}
 		sc->run(o, &e, r, why, sizeof(why));
-		env_ok = demo_env_finish(o, &e, fwhy, sizeof(fwhy));
+		env_ok = demo_env_finish(o, &e, r, fwhy, sizeof(fwhy));
 	} else {
 		sc->run(o, NULL, r, why, sizeof(why));
 	}

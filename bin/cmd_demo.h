@@ -33,6 +33,10 @@ struct demo_result {
 	bool		pass;
 	double		seconds;
 	char		detail[320];	/* the measured figures, or what failed */
+	/* Set by a scenario: after the unmount, the extents of this inode are read from the
+	 * image (refdio list's decoder) and must end at file byte inspect_end. */
+	uint64_t	inspect_ino;
+	uint64_t	inspect_end;
 };
 
 #define MIB		(1ull << 20)
@@ -57,10 +61,12 @@ const char *demo_size(uint64_t v, char *buf, size_t len);	/* "1.5G", "256M" */
  * failure everything made so far is removed again (-1, message printed). */
 int demo_env_start(const struct demo_opts *o, uint64_t image_size, const char *mount_opts,
 		   struct bench_env *e);
-/* Unmounts, waits for the daemon, runs `refdio fsck -n`, and removes what start made
- * (unless o->keep: then says where it is). True when the daemon exited 0 and fsck found
- * the image clean; why says what was not. */
-bool demo_env_finish(const struct demo_opts *o, struct bench_env *e, char *why, size_t len);
+/* Unmounts, waits for the daemon, runs `refdio fsck -n`, shows r's inspected extents
+ * from the image, and removes what start made (unless o->keep: then says where it is).
+ * True when the daemon exited 0, fsck found the image clean and the extents end where
+ * r says; why says what was not. */
+bool demo_env_finish(const struct demo_opts *o, struct bench_env *e, const struct demo_result *r,
+		     char *why, size_t len);
 
 /* REFDIO_IOC_STATS on fd; 0 or -errno. */
 int demo_stats(int fd, struct refdio_stats *st);

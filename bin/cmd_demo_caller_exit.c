@@ -162,6 +162,8 @@ void demo_caller_exit(const struct demo_opts *o, struct bench_env *e,
 		snprintf(why, wl, "callers gone went from %" PRIu64 " to %" PRIu64, gone0,
 			 demo_gone(&st));
 	else
+		r->inspect_ino = sb.st_ino, r->inspect_end = (uint64_t)result;
+	if (!why[0])
 		snprintf(r->detail, sizeof(r->detail), "killed with %" PRIu64 " chunks in flight; "
 			 "prefix of %" PRId64 " bytes (%" PRIu64 " chunks) verified, ended %.3f s "
 			 "after the kill, callers gone +1", at_kill.strategy[0].inflight_now,

@@ -29,6 +29,7 @@
 
 #include "cmd.h"
 #include "cmd_demo.h"
+#include "refdio.h"
 
 /* ---- narration ------------------------------------------------------------------------ */
 
@@ -158,11 +159,72 @@ int demo_env_start(const struct demo_opts *o, uint64_t image_size, const char *m
 	return 0;
 }
 
-bool demo_env_finish(const struct demo_opts *o, struct bench_env *e, char *why, size_t len)
+struct ext_walk {
+	uint64_t	ino, end, keys;
+	char		first[600], last[600];
+};
+
+static int ext_cb(void *priv, const struct rd_list_key *k)
 {
-	bool ok;
+	struct ext_walk *w = priv;
+	const struct rd_key_desc *d = k->desc;
+	uint64_t off = 0, len = 0;
+
+	if (k->inode != w->ino)
+		return 0;
+	for (unsigned i = 0; i < d->nr_fields; i++) {
+		if (!strcmp(d->f[i].name, "file_offset"))
+			off = d->f[i].u;
+		if (!strcmp(d->f[i].name, "length"))
+			len = d->f[i].u;
+	}
+	if (off + len > w->end)
+		w->end = off + len;
+	snprintf(w->keys ? w->last : w->first, sizeof(w->first), "%" PRIu64 ":%" PRIu64
+		 ":%u %s", k->inode, k->offset, k->snapshot, k->text);
+	w->keys++;
+	return 0;
+}
+
+/* The extents of inode ino in the image, read with the decoder `refdio list` uses. */
+static int show_extents(const char *image, uint64_t ino, uint64_t want_end, char *why,
+			size_t len)
+{
+	struct ext_walk w = { .ino = ino };
+	struct rd_store *s;
+	int ret;
+
+	if (rd_cli_open("demo", image, true, &s)) {
+		snprintf(why, len, "could not open the image to list its extents");
+		return -1;
+	}
+	ret = rd_store_list_keys(s, (unsigned)rd_btree_parse("extents"), ext_cb, &w);
+	rd_store_close(s);
+	if (ret) {
+		snprintf(why, len, "listing the extents: %s", rd_strerror(ret));
+		return -1;
+	}
+	demo_say("On the image (refdio list --btree extents, inode %" PRIu64 "): %" PRIu64
+		 " extent keys, the file's data ends at byte %" PRIu64 ". The first and the "
+		 "last:", ino, w.keys, w.end);
+	printf("   | %s\n", w.first);
+	if (w.keys > 1)
+		printf("   | %s\n", w.last);
+	if (w.end != want_end) {
+		snprintf(why, len, "the image's extents end at %" PRIu64 ", the write at %" PRIu64,
+			 w.end, want_end);
+		return -1;
+	}
+	return 0;
+}
+
+bool demo_env_finish(const struct demo_opts *o, struct bench_env *e, const struct demo_result *r,
+		     char *why, size_t len)
+{
+	bool ok, shown = true;
 
 	demo_step("unmount and check the image");
+	e->keep = true;		/* first unmount and fsck, the image stays for a look */
 	bench_env_finish(e, false);
 	ok = e->daemon_status == 0 && e->fsck_status == 0;
 	demo_say("The daemon exited with status %d after the unmount; `refdio fsck -n` says: %s.",
@@ -170,9 +232,13 @@ bool demo_env_finish(const struct demo_opts *o, struct bench_env *e, char *why, 
 	if (!ok)
 		snprintf(why, len, "daemon exit %d, fsck %s", e->daemon_status,
 			 e->fsck_note[0] ? e->fsck_note : "not run");
+	else if (r->inspect_ino)
+		shown = !show_extents(e->image, r->inspect_ino, r->inspect_end, why, len);
+	e->keep = o->keep;
+	bench_env_finish(e, false);	/* now removes what it made, unless --keep */
 	if (o->keep)
 		demo_say("Kept (--keep): the image %s and the directory %s.", e->image, e->scratch);
-	return ok;
+	return ok && shown;
 }
 
 /* ---- the daemon's figures ------------------------------------------------------------- */

@@ -132,6 +132,8 @@ void demo_interrupt(const struct demo_opts *o, struct bench_env *e, struct demo_
 	else if (bad)
 		snprintf(why, wl, "%" PRIu64 " bytes differ from the caller's", bad);
 	else
+		r->inspect_ino = sb.st_ino, r->inspect_end = (uint64_t)sb.st_size;
+	if (!why[0])
 		snprintf(r->detail, sizeof(r->detail), "caller gone %.3f s after SIGKILL "
 			 "(%" PRIu64 " chunks in flight), prefix of %" PRIu64 " bytes verified",
 			 gone_s, at_kill.strategy[0].inflight_now, (uint64_t)sb.st_size);
