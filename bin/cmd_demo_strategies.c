@@ -152,7 +152,7 @@ out:
 void demo_strategies(const struct demo_opts *o, struct bench_env *e, struct demo_result *r,
 		     char *why, size_t wl)
 {
-	const char *size = o->fast ? "32M" : "1G", *repeat = o->fast ? "1" : "3";
+	const char *size = o->fast ? "32M" : "128M", *repeat = o->fast ? "1" : "3";
 	char self[PATH_MAX], dir[PATH_MAX], out[PATH_MAX + 8], log[PATH_MAX + 16];
 	char json[PATH_MAX + 32], txt[PATH_MAX + 32];
 	char *argv[] = { self, "bench", "--strategies", "refctx,pin,chunk,bounce64",
