@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -102,6 +103,7 @@ void demo_huge_write(const struct demo_opts *o, struct bench_env *e, struct demo
 	struct one_write w = { 0 }, pw = { 0 }, ps = { 0 };
 	struct bench_pattern p = { 0 };
 	struct refdio_stats st;
+	bool stop_sent = false;
 	pthread_t th;
 	double raw, t0;
 	struct stat sb;
@@ -133,6 +135,12 @@ void demo_huge_write(const struct demo_opts *o, struct bench_env *e, struct demo
 	}
 	t0 = demo_now();
 	while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE)) {
+		/* Ctrl-C reached this thread: pass it to the writer, whose ioctl then ends at
+		 * the next chunk boundary (a FUSE interrupt; our handler only sets bench_stop). */
+		if (bench_stop && !stop_sent) {
+			pthread_kill(th, SIGINT);
+			stop_sent = true;
+		}
 		if (!demo_stats(e->work_fd, &st)) {
 			if (st.rss_bytes > rss_max)
 				rss_max = st.rss_bytes;

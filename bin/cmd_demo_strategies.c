@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 static int run_bench(char *const argv[], const char *log)
 {
 	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), ws;
+	bool passed = false;
 	pid_t pid;
 
 	if (fd < 0)
@@ -44,8 +46,17 @@ static int run_bench(char *const argv[], const char *log)
 		_exit(127);
 	}
 	close(fd);
-	ws = demo_reap(pid);
-	return ws < 0 ? -1 : WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	/* A Ctrl-C at the terminal reaches the bench too; a SIGTERM or SIGHUP to the demo
+	 * alone is passed on as SIGINT, once, so that the bench stops and cleans up. */
+	while (waitpid(pid, &ws, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+		if (bench_stop && !passed) {
+			kill(pid, SIGINT);
+			passed = true;
+		}
+	}
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
 static void print_file(const char *path)

@@ -8,6 +8,8 @@ checker rejects a transcript with a FAIL or a missing verdict, and a real run wi
 REFDIO_DEMO_FAULT=verify (the byte check compares with the wrong pattern) must end with
 "verdict caller-exit: FAIL", exit 1, and clean up all the same.
 
+SIGINT in the middle of a scenario: exit 130, a FAIL verdict, nothing mounted or left.
+
 stats --watch: on a pipe it prints one plain line per interval (no terminal escapes) with
 the live figures, and SIGINT ends it with status 0; a bad --interval is refused.
 """
@@ -105,6 +107,34 @@ class Demo(unittest.TestCase):
         self.assertEqual(v.get("caller-exit", ("none",))[0], "FAIL", p.stdout[-2000:])
         self.assertIn("differ", v["caller-exit"][1])
         self.assertEqual(p.returncode, 1)
+
+    def test_sigint_cleans_up(self):
+        # SIGINT to the demo alone, in the middle of huge-write's write: it ends the write,
+        # unmounts, removes its scratch and exits 130.
+        p = subprocess.Popen([REFDIO, "demo", "huge-write", "--fast", "--dir", self.dir],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out = ""
+        try:
+            while "chunks in flight" not in out:
+                line = p.stdout.readline()
+                if not line:
+                    break
+                out += line
+            self.assertIn("chunks in flight", out, p.stderr.read() if p.poll() else "")
+            p.send_signal(signal.SIGINT)
+            rest, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        out += rest
+        sys.stderr.write(out[-3000:] + err[-2000:])
+        self.assertEqual(p.returncode, 130, err)
+        self.assertRegex(out, r"(?m)^verdict huge-write: FAIL ")
+        self.assertIn("interrupted", err)
+        self.assertIsNone(mountlib.sanitizer_report(out + err))
+        self.assertEqual(mounts_below(self.dir), [], "left mounted")
+        self.assertEqual(os.listdir(self.dir), [], "scratch files left")
 
     def test_bad_usage(self):
         p = subprocess.run([REFDIO, "demo", "no-such-scenario"], capture_output=True,
