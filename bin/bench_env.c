@@ -10,8 +10,10 @@
  *  - bench_env_finish() is the one exit path: it removes our directory on the mount,
  *    unmounts what we mounted (fusermount3 -u, then SIGTERM to our daemon's pid, then
  *    SIGKILL and a lazy unmount), waits for the daemon, checks the image with a child
- *    `refdio fsck -n`, and removes the image and directories we made. It never removes a
- *    path below a mount point that is still mounted (nftw with FTW_MOUNT).
+ *    `refdio fsck -n`, and removes the image and directories we made (unless e->keep, which
+ *    `refdio demo --keep` sets; the demo also calls it once with keep set to look at the
+ *    image between the fsck and the removal). It never removes a path below a mount point
+ *    that is still mounted (nftw with FTW_MOUNT).
  *  - Signals only set bench_stop; the waits here go on regardless (cleanup must finish).
  *
  * Must never: signal or unmount anything it did not start or mount; delete anything it
