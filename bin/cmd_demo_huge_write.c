@@ -103,7 +103,6 @@ void demo_huge_write(const struct demo_opts *o, struct bench_env *e, struct demo
 	struct one_write w = { 0 }, pw = { 0 }, ps = { 0 };
 	struct bench_pattern p = { 0 };
 	struct refdio_stats st;
-	bool stop_sent = false;
 	pthread_t th;
 	double raw, t0;
 	struct stat sb;
@@ -136,11 +135,10 @@ void demo_huge_write(const struct demo_opts *o, struct bench_env *e, struct demo
 	t0 = demo_now();
 	while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE)) {
 		/* Ctrl-C reached this thread: pass it to the writer, whose ioctl then ends at
-		 * the next chunk boundary (a FUSE interrupt; our handler only sets bench_stop). */
-		if (bench_stop && !stop_sent) {
+		 * the next chunk boundary (a FUSE interrupt; our handler only sets bench_stop).
+		 * Again every round: one that came before the ioctl started interrupts nothing. */
+		if (bench_stop)
 			pthread_kill(th, SIGINT);
-			stop_sent = true;
-		}
 		if (!demo_stats(e->work_fd, &st)) {
 			if (st.rss_bytes > rss_max)
 				rss_max = st.rss_bytes;
@@ -158,6 +156,12 @@ void demo_huge_write(const struct demo_opts *o, struct bench_env *e, struct demo
 	}
 	pthread_join(th, NULL);
 	demo_live_end();
+	if (bench_stop) {
+		demo_say("Interrupted: the write ended after %" PRId64 " bytes%s%s.", w.result,
+			 w.err ? ": " : "", w.err ? strerror(w.err) : "");
+		snprintf(why, wl, "interrupted");
+		goto out;
+	}
 	if (w.err) {
 		snprintf(why, wl, "the refctx write failed: %s", strerror(w.err));
 		goto out;
