@@ -91,6 +91,7 @@ struct bench_env {
 	char		fsck_note[128];
 	bool		clear_refs_ok;		/* VmHWM can be reset */
 	bool		max_held_supported;
+	bool		keep;			/* finish leaves image, files, scratch (demo --keep) */
 };
 
 enum bench_status {

@@ -10,8 +10,10 @@
  *  - bench_env_finish() is the one exit path: it removes our directory on the mount,
  *    unmounts what we mounted (fusermount3 -u, then SIGTERM to our daemon's pid, then
  *    SIGKILL and a lazy unmount), waits for the daemon, checks the image with a child
- *    `refdio fsck -n`, and removes the image and directories we made. It never removes a
- *    path below a mount point that is still mounted (nftw with FTW_MOUNT).
+ *    `refdio fsck -n`, and removes the image and directories we made (unless e->keep, which
+ *    `refdio demo --keep` sets; the demo also calls it once with keep set to look at the
+ *    image between the fsck and the removal). It never removes a path below a mount point
+ *    that is still mounted (nftw with FTW_MOUNT).
  *  - Signals only set bench_stop; the waits here go on regardless (cleanup must finish).
  *
  * Must never: signal or unmount anything it did not start or mount; delete anything it
@@ -583,7 +585,7 @@ void bench_env_finish(struct bench_env *e, bool skip_fsck)
 		close(e->work_fd);
 		e->work_fd = -1;
 	}
-	if (e->work[0]) {
+	if (e->work[0] && !e->keep) {
 		rm_tree(e->work);
 		e->work[0] = 0;
 	}
@@ -611,14 +613,14 @@ void bench_env_finish(struct bench_env *e, bool skip_fsck)
 				print_tail(flog);
 		}
 	}
-	if (e->own_image && !e->daemon_child) {
+	if (e->own_image && !e->daemon_child && !e->keep) {
 		e->image_removed = !unlink(e->image);
 		e->own_image = false;
 	}
 	if (e->base_made && strncmp(e->base, e->scratch, strlen(e->scratch)))
 		rm_tree(e->base);
 	e->base_made = false;
-	if (e->scratch[0] && !(e->mnt[0] && is_mounted(e->mnt) &&
+	if (e->scratch[0] && !e->keep && !(e->mnt[0] && is_mounted(e->mnt) &&
 			       !strncmp(e->mnt, e->scratch, strlen(e->scratch)))) {
 		rm_tree(e->scratch);
 		e->scratch[0] = 0;

@@ -19,12 +19,17 @@ static void list_usage(FILE *f)
 "usage: refdio list IMAGE --btree NAME [--nodes] [--json]\n"
 "\n"
 "Prints the keys of one b-tree in key order: position (inode:offset:snapshot), then the\n"
-"value. NAME is one of extents, inodes, dirents, xattrs, alloc.\n"
+"value decoded by its key type: an extent's file range, device offset, length, region,\n"
+"checksum type and value, generation and flags; an alloc key's bucket, generation, data\n"
+"type and sectors; an inode's kind, mode, links, owner, size and times; a directory\n"
+"entry's name, inode and type; an xattr's name and value length. NAME is one of\n"
+"extents, inodes, dirents, xattrs, alloc.\n"
 "\n"
 "options:\n"
 "  --btree NAME  the tree to list\n"
 "  --nodes       list the tree's nodes (level, device offset, keys, key range) instead\n"
-"  --json        a JSON array of {inode, offset, snapshot, type, len, value}\n"
+"  --json        a JSON array of {inode, offset, snapshot, type, type_name, len, value,\n"
+"                fields} (value: the text line; fields: the decoded fields by name)\n"
 "                (with --nodes: {level, offset, gen, seq, keys, bytes, min, max, error})\n"
 "  -h, --help    this text\n");
 }
@@ -98,6 +103,38 @@ struct key_list {
 	uint64_t n;
 };
 
+/* The decoded fields as an object: numbers as numbers, hex and octal as "0x.."/"0..."
+ * strings (as the text shows them), words and names as strings. */
+static json_object *fields_json(const struct rd_key_desc *d)
+{
+	json_object *o = json_object_new_object();
+
+	for (unsigned i = 0; i < d->nr_fields; i++) {
+		const struct rd_key_field *f = &d->f[i];
+		char num[32];
+		json_object *v;
+
+		switch (f->kind) {
+		case RD_FIELD_U64:
+			v = json_object_new_uint64(f->u);
+			break;
+		case RD_FIELD_HEX:
+			snprintf(num, sizeof(num), "%#" PRIx64, f->u);
+			v = json_object_new_string(num);
+			break;
+		case RD_FIELD_OCT:
+			snprintf(num, sizeof(num), "0%" PRIo64, f->u);
+			v = json_object_new_string(num);
+			break;
+		default:
+			v = json_object_new_string(f->s);
+			break;
+		}
+		json_object_object_add(o, f->name, v);
+	}
+	return o;
+}
+
 static int key_cb(void *priv, const struct rd_list_key *k)
 {
 	struct key_list *kl = priv;
@@ -110,8 +147,14 @@ static int key_cb(void *priv, const struct rd_list_key *k)
 		json_object_object_add(o, "offset", json_object_new_uint64(k->offset));
 		json_object_object_add(o, "snapshot", json_object_new_uint64(k->snapshot));
 		json_object_object_add(o, "type", json_object_new_int((int)k->type));
+		json_object_object_add(o, "type_name",
+				       json_object_new_string(k->desc->type_name));
 		json_object_object_add(o, "len", json_object_new_int((int)k->val_len));
 		json_object_object_add(o, "value", json_object_new_string(k->text));
+		if (k->desc->problem)
+			json_object_object_add(o, "problem",
+					       json_object_new_string(k->desc->problem));
+		json_object_object_add(o, "fields", fields_json(k->desc));
 		json_object_array_add(kl->arr, o);
 	} else {
 		printf("%" PRIu64 ":%" PRIu64 ":%u %s\n", k->inode, k->offset, k->snapshot,

@@ -1,12 +1,17 @@
 /*
  * cmd_stats.c - `refdio stats`: the live direct-write statistics of a mounted refdio
- * filesystem (REFDIO_IOC_STATS on the mount point), once or every second.
+ * filesystem (REFDIO_IOC_STATS on the mount point), once or every --interval seconds.
  *
- * Owns: presenting the daemon's snapshot as a table or JSON. Changes nothing unless
- * --reset is given.
+ * Owns: presenting the daemon's snapshot as a table or JSON, and with --watch a live view:
+ * on a terminal the table redrawn in place under a headline (throughput since the last
+ * snapshot, chunks in flight, bytes held against the budget, callers gone); on a pipe or
+ * file one plain line per snapshot with the same figures. Changes nothing unless --reset
+ * is given. Ctrl-C (or SIGTERM) ends a watch with exit status 0.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -37,7 +42,7 @@ static void on_signal(int sig)
 static void stats_usage(FILE *f)
 {
 	fprintf(f,
-"usage: refdio stats MOUNTPOINT [--json] [--watch] [--reset]\n"
+"usage: refdio stats MOUNTPOINT [--json] [--watch] [--interval SECONDS] [--reset]\n"
 "\n"
 "Prints the direct-write statistics of the refdio daemon serving MOUNTPOINT (any file or\n"
 "directory of the mount will do): per strategy, writes and bytes, chunks in flight (now\n"
@@ -50,10 +55,14 @@ static void stats_usage(FILE *f)
 "the result not collected). The JSON keys are listed in docs/dio.md.\n"
 "\n"
 "options:\n"
-"  --json      JSON (with --watch, one object per line)\n"
-"  --watch     refresh every second until interrupted\n"
-"  --reset     zero the counters and peaks after this snapshot\n"
-"  -h, --help  this text\n");
+"  --json             JSON (with --watch, one object per line)\n"
+"  --watch            a live view until Ctrl-C: on a terminal the table redrawn in\n"
+"                     place under a headline (throughput, chunks in flight, bytes held\n"
+"                     against the budget, callers gone); otherwise one plain line per\n"
+"                     snapshot with those figures\n"
+"  --interval SECONDS time between snapshots with --watch (default 1; 0.1 to 3600)\n"
+"  --reset            zero the counters and peaks after this snapshot\n"
+"  -h, --help         this text\n");
 }
 
 static const char *human(uint64_t v, char *buf, size_t len)
@@ -136,6 +145,53 @@ static void print_text(const char *mnt, const struct refdio_stats *st)
 			       ai->id, ai->pid, sname(ai->strategy), human(ai->len, a, sizeof(a)),
 			       (double)ai->elapsed_ns / 1e9);
 	}
+}
+
+/* The figures of a live view: sums over the strategies, the rate since the last one. */
+struct watch_figs {
+	uint64_t	bytes, inflight, held, gone, intr;
+	double		mib_s;		/* -1: no earlier snapshot yet */
+};
+
+static void watch_figs(const struct refdio_stats *st, const struct refdio_stats *prev,
+		       double dt, struct watch_figs *f)
+{
+	uint64_t before = 0;
+
+	memset(f, 0, sizeof(*f));
+	for (uint32_t s = 0; s < st->nr_strategies && s < REFDIO_STATS_MAX_STRATEGIES; s++) {
+		f->bytes += st->strategy[s].bytes;
+		f->inflight += st->strategy[s].inflight_now;
+		f->held += st->strategy[s].held_now;
+		f->gone += st->strategy[s].callers_gone;
+		f->intr += st->strategy[s].interrupts;
+		if (prev && s < prev->nr_strategies)
+			before += prev->strategy[s].bytes;
+	}
+	/* A reset (or another --reset) makes the sum go down: no rate for that step. */
+	f->mib_s = prev && dt > 0 && f->bytes >= before ?
+		(double)(f->bytes - before) / 1048576.0 / dt : -1;
+}
+
+static void print_watch_line(const struct refdio_stats *st, const struct watch_figs *f,
+			     bool headline)
+{
+	char a[16], b[16], c[16], d[16], rate[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	if (f->mib_s < 0)
+		snprintf(rate, sizeof(rate), "-");
+	else
+		snprintf(rate, sizeof(rate), "%.1f MiB/s", f->mib_s);
+	printf("%s%02d:%02d:%02d  %s  in flight %" PRIu64 " chunks  held %s of budget %s  "
+	       "written %s  callers gone %" PRIu64 "  interrupts %" PRIu64 "  RSS %s\n",
+	       headline ? "live " : "", tm.tm_hour, tm.tm_min, tm.tm_sec, rate, f->inflight,
+	       human(st->version >= 2 ? st->budget_held : f->held, a, sizeof(a)),
+	       st->version < 2 ? "?" : st->budget_max == UINT64_MAX ? "unlimited" :
+	       human(st->budget_max, b, sizeof(b)), human(f->bytes, c, sizeof(c)), f->gone,
+	       f->intr, human(st->rss_bytes, d, sizeof(d)));
 }
 
 static void add_u64(json_object *o, const char *k, uint64_t v)
@@ -222,20 +278,46 @@ static void print_json(const char *mnt, const struct refdio_stats *st, bool pret
 	json_object_put(o);
 }
 
+/* Seconds between two snapshots: "0.5", "2", within [0.1, 3600]; -1 on garbage. */
+static double parse_interval(const char *v)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno || end == v || *end || !isfinite(d) || d < 0.1 || d > 3600)
+		return -1;
+	return d;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int cmd_stats(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "watch", no_argument, NULL, 'w' },
+		{ "interval", required_argument, NULL, 'i' },
 		{ "reset", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	bool json = false, watch = false, reset = false, tty = isatty(STDOUT_FILENO);
+	bool have_prev = false, have_interval = false;
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct refdio_stats *st = NULL, *prev = NULL;
+	double interval = 1, t_prev = 0;
 	const char *mnt;
 	int opt, fd, status = 0;
 
+	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
@@ -243,6 +325,13 @@ int cmd_stats(int argc, char **argv)
 			break;
 		case 'w':
 			watch = true;
+			break;
+		case 'i':
+			interval = parse_interval(optarg);
+			if (interval < 0)
+				return rd_fail("stats", "bad --interval '%s' (seconds, 0.1 to 3600)",
+					       optarg) + 1;
+			have_interval = true;
 			break;
 		case 'r':
 			reset = true;
@@ -259,40 +348,64 @@ int cmd_stats(int argc, char **argv)
 		stats_usage(stderr);
 		return 2;
 	}
+	if (have_interval && !watch)
+		return rd_fail("stats", "--interval needs --watch") + 1;
 	mnt = argv[optind];
 	fd = open(mnt, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return rd_fail("stats", "%s: %s", mnt, strerror(errno));
+	st = calloc(1, sizeof(*st));
+	prev = calloc(1, sizeof(*prev));
+	if (!st || !prev) {
+		status = rd_fail("stats", "out of memory");
+		goto out;
+	}
 	if (watch) {
-		sigemptyset(&sa.sa_mask);
+		sigemptyset(&sa.sa_mask);	/* no SA_RESTART: the sleep ends at once */
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
 	}
 	do {
-		struct refdio_stats st;
-		struct timespec one = { 1, 0 };
+		struct timespec ts = { (time_t)interval,
+				       (long)((interval - (double)(time_t)interval) * 1e9) };
+		struct watch_figs f;
+		double t;
 
-		memset(&st, 0, sizeof(st));
-		st.size = sizeof(st);
-		st.flags = reset ? REFDIO_STATS_RESET : 0;
-		if (ioctl(fd, REFDIO_IOC_STATS, &st)) {
+		memset(st, 0, sizeof(*st));
+		st->size = sizeof(*st);
+		st->flags = reset ? REFDIO_STATS_RESET : 0;
+		if (ioctl(fd, REFDIO_IOC_STATS, st)) {
 			if (errno == EINTR && stop_watch)
 				break;
 			status = rd_fail("stats", "%s: %s%s", mnt, strerror(errno),
 					 errno == ENOTTY ? " (not a refdio mount?)" : "");
 			break;
 		}
-		if (watch && tty && !json)
-			printf("\033[H\033[J");
-		if (json)
-			print_json(mnt, &st, !watch);
-		else
-			print_text(mnt, &st);
+		t = mono_s();
+		watch_figs(st, have_prev ? prev : NULL, t - t_prev, &f);
+		if (json) {
+			print_json(mnt, st, !watch);
+		} else if (!watch) {
+			print_text(mnt, st);
+		} else if (tty) {
+			printf("\033[H\033[J");	/* home, clear: redrawn in place */
+			print_watch_line(st, &f, true);
+			print_text(mnt, st);
+			printf("(every %g s; Ctrl-C to stop)\n", interval);
+		} else {
+			print_watch_line(st, &f, false);
+		}
 		fflush(stdout);
+		*prev = *st;
+		t_prev = t;
+		have_prev = true;
 		reset = false;	/* once */
-		if (watch)
-			nanosleep(&one, NULL);	/* a signal cuts it short */
+		if (watch && !stop_watch)
+			nanosleep(&ts, NULL);	/* a signal cuts it short */
 	} while (watch && !stop_watch);
+out:
+	free(st);
+	free(prev);
 	close(fd);
 	return status;
 }

@@ -24,6 +24,8 @@ static const struct rd_cmd commands[] = {
 	{ "stats",  "show the direct-write statistics of a mounted filesystem", cmd_stats },
 	{ "bench",  "benchmark direct-write strategies and everyday jobs against a baseline",
 	  cmd_bench },
+	{ "demo",   "show live what the direct-write design is for (scenarios, verdicts)",
+	  cmd_demo },
 };
 
 static void usage(FILE *f)

@@ -72,7 +72,8 @@ int rd_store_list_keys(struct rd_store *s, unsigned id,
 {
 	struct rd_btree_iter it;
 	const struct rd_bkey *k;
-	char text[512];
+	struct rd_key_desc desc;
+	char text[1024];
 	int ret;
 
 	if (id >= RD_BTREE_NR)
@@ -82,10 +83,12 @@ int rd_store_list_keys(struct rd_store *s, unsigned id,
 		struct rd_list_key lk = {
 			.inode = k->pos.inode, .offset = k->pos.offset,
 			.snapshot = k->pos.snapshot, .type = k->type, .val = k->val,
-			.val_len = k->val_len, .text = text,
+			.val_len = k->val_len, .text = text, .desc = &desc,
 		};
 
-		rd_bkey_val_to_text((enum rd_btree_id)id, k, text, sizeof(text));
+		rd_key_describe(id, k->pos.inode, k->pos.offset, k->pos.snapshot, k->type,
+				k->val, k->val_len, &desc);
+		rd_key_desc_to_text(&desc, text, sizeof(text));
 		ret = fn(priv, &lk);
 		if (ret)
 			break;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bkey_text.h"
 #include "btree.h"
 #include "refdio/errors.h"
 #include "refdio/fsck.h"
@@ -33,6 +34,12 @@ struct fsck_ctx {
 	const char *phase;
 	bool node_damage;		/* a node could not be read or validated */
 };
+
+const char *fsck_key_text(enum rd_btree_id id, const struct rd_bkey *k, char *buf, size_t len)
+{
+	rd_bkey_val_to_text(id, k, buf, len);
+	return buf;
+}
 
 void rd_fsck_report(const struct rd_fsck_opts *o, struct rd_fsck_result *res,
 		    const struct rd_fsck_problem *p)
@@ -189,9 +196,11 @@ static int check_alloc_keys(struct fsck_ctx *c)
 			continue;
 		}
 		if (k->type != RD_KEY_ALLOC || k->val_len != sizeof(*v)) {
+			char text[FSCK_KEY_TEXT];
+
 			problem(c, "alloc-key", "alloc", (int64_t)k->pos.offset, false,
-				"alloc key for bucket %" PRIu64 " is malformed (type %u, "
-				"%u bytes)", k->pos.offset, k->type, k->val_len);
+				"alloc key for bucket %" PRIu64 " is malformed: %s", k->pos.offset,
+				fsck_key_text(RD_BTREE_ALLOC, k, text, sizeof(text)));
 			continue;
 		}
 		if (v->data_type > RD_DATA_USER ||

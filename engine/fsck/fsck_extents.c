@@ -234,9 +234,12 @@ static int one_extent(struct fsck_fs *c, struct epass *p, const struct rd_bkey *
 	if (bad) {
 		if (!fi)	/* a stray: deleted whole, malformed or not */
 			return fsck_stray_add(c, RD_BTREE_EXTENTS, k->pos.inode, k->pos.offset);
+		char text[FSCK_KEY_TEXT];
+
 		fsck_say(c, "extent-key", RD_FSCK_ERROR, false, &obj, "inode %" PRIu64 ": extent "
-			 "key ending at sector %" PRIu64 " is malformed: %s", p->ino, k->pos.offset,
-			 bad);
+			 "key ending at sector %" PRIu64 " is malformed: %s (%s)", p->ino,
+			 k->pos.offset, bad, fsck_key_text(RD_BTREE_EXTENTS, k, text,
+							    sizeof(text)));
 		return 0;
 	}
 	start = rd_extent_start(&e);

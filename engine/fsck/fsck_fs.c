@@ -266,8 +266,11 @@ static int inode_key(struct fsck_fs *c, const struct rd_bkey *k)
 	uint32_t mode;
 
 	if (k->type != RD_KEY_INODE || k->val_len != sizeof(*v)) {
+		char text[FSCK_KEY_TEXT];
+
 		fsck_say(c, "inode-key", RD_FSCK_ERROR, false, &obj, "inode %" PRIu64 ": key is "
-			 "malformed (type %u, %u bytes)", ino, k->type, k->val_len);
+			 "malformed: %s", ino, fsck_key_text(RD_BTREE_INODES, k, text,
+							     sizeof(text)));
 		return 0;
 	}
 	if (ino != RD_ROOT_INO && ino < RD_FIRST_FREE_INO) {
@@ -330,9 +333,11 @@ static int pass_inodes(struct fsck_fs *c)
 		} else if (!k->pos.inode && !k->pos.offset) {
 			if (k->type != RD_KEY_INODE_ALLOC ||
 			    k->val_len != sizeof(struct rd_inode_alloc_v)) {
+				char text[FSCK_KEY_TEXT];
+
 				fsck_say(c, "inode-alloc-key", RD_FSCK_ERROR, false, &obj, "the "
-					 "inode-number key is malformed (type %u, %u bytes)",
-					 k->type, k->val_len);
+					 "inode-number key is malformed: %s", fsck_key_text(
+					 RD_BTREE_INODES, k, text, sizeof(text)));
 			} else {
 				c->have_ino_key = true;
 				c->next_ino = rd_le64_get(
@@ -340,9 +345,11 @@ static int pass_inodes(struct fsck_fs *c)
 			}
 		} else if (!k->pos.inode) {
 			if (k->type != RD_KEY_ORPHAN || k->val_len) {
+				char text[FSCK_KEY_TEXT];
+
 				fsck_say(c, "inode-key", RD_FSCK_ERROR, false, &obj, "inodes tree: key "
-					 "at 0:%" PRIu64 " is no orphan marker (type %u, %u bytes)",
-					 k->pos.offset, k->type, k->val_len);
+					 "at 0:%" PRIu64 " is no orphan marker: %s", k->pos.offset,
+					 fsck_key_text(RD_BTREE_INODES, k, text, sizeof(text)));
 			} else {
 				struct fsck_inode *fi = fsck_inode_add(c, k->pos.offset);
 

@@ -142,6 +142,11 @@ static inline bool fsck_inode_live(const struct fsck_inode *fi)
 /* Records keys of a missing owner (merged with the last record when contiguous). */
 int fsck_stray_add(struct fsck_fs *c, enum rd_btree_id tree, uint64_t ino, uint64_t offset);
 
+/* k's value in words (the decoder `refdio list` uses), into buf; returns buf. For the
+ * messages about a key that does not decode or does not fit. */
+const char *fsck_key_text(enum rd_btree_id id, const struct rd_bkey *k, char *buf, size_t len);
+#define FSCK_KEY_TEXT	512
+
 /* ---- reporting and progress ---------------------------------------------------------- */
 
 static inline struct fsck_obj fsck_obj_ino(uint64_t ino)

@@ -252,9 +252,11 @@ static int dirent_live(struct fsck_fs *c, struct dpass *d, const struct rd_bkey 
 
 	if (rd_dirent_decode(k, &de, &name, &len) ||
 	    k->val_len != sizeof(struct rd_dirent_v) + len || !name_ok(name, len)) {
+		char text[FSCK_KEY_TEXT];
+
 		fsck_say(c, "dirent-key", RD_FSCK_ERROR, false, &obj, "directory %" PRIu64 ": "
-			 "entry at slot %" PRIu64 " is malformed (%u bytes)", d->own.ino,
-			 k->pos.offset, k->val_len);
+			 "entry at slot %" PRIu64 " is malformed: %s", d->own.ino, k->pos.offset,
+			 fsck_key_text(RD_BTREE_DIRENTS, k, text, sizeof(text)));
 		return 0;
 	}
 	obj.name = fsck_escape(name, len, esc, sizeof(esc));

@@ -148,6 +148,47 @@ void rd_alloc_space(struct rd_store *s, struct rd_space *sp);
 const char *rd_btree_name(unsigned id);
 int rd_btree_parse(const char *name);
 
+/* ---- keys in words ---------------------------------------------------------------------- */
+
+/* How a decoded field reads: a number, a number better read in hex (offsets on the device,
+ * checksums), in octal (modes), a word ("crc32c", "user"), or a name from the image
+ * (quoted in text; unprintable bytes as '?'). */
+enum rd_key_field_kind {
+	RD_FIELD_U64,
+	RD_FIELD_HEX,
+	RD_FIELD_OCT,
+	RD_FIELD_WORD,
+	RD_FIELD_NAME,
+};
+
+struct rd_key_field {
+	const char	*name;			/* "dev_offset", "csum", "gen", ... */
+	enum rd_key_field_kind kind;
+	uint64_t	u;			/* U64, HEX, OCT */
+	const char	*s;			/* WORD, NAME: in the description's own storage */
+};
+
+#define RD_KEY_FIELDS_MAX	20
+
+/* One key's value decoded by its tree and type (the decoders of engine/core/bkey_text.c,
+ * which `refdio list`, fsck's messages and the fuzzers share). */
+struct rd_key_desc {
+	const char	*type_name;		/* "extent", "alloc", "inode", "dirent", ... */
+	const char	*problem;		/* NULL, or why the value does not decode (then
+						 * the fields hold its bytes: "bytes", "len") */
+	unsigned	nr_fields;
+	struct rd_key_field f[RD_KEY_FIELDS_MAX];
+	char		strs[384];		/* storage of the WORD and NAME fields */
+	size_t		strs_used;
+};
+
+/* Decodes the value of a key of tree id (rd_btree_name) at position inode:offset:snapshot
+ * with key type type. Never reads past len bytes of val. */
+void rd_key_describe(unsigned id, uint64_t inode, uint64_t offset, uint32_t snapshot,
+		     unsigned type, const void *val, size_t len, struct rd_key_desc *out);
+/* The description as one line: "TYPE: name value, name value ..." (bcachefs list's style). */
+void rd_key_desc_to_text(const struct rd_key_desc *d, char *buf, size_t len);
+
 /* One key, as rd_store_list_keys hands it over (valid during the call only). */
 struct rd_list_key {
 	uint64_t	inode, offset;		/* the key's position */
@@ -156,6 +197,7 @@ struct rd_list_key {
 	const void	*val;			/* the value, on-disk bytes */
 	size_t		val_len;
 	const char	*text;			/* the value decoded, one line (engine's words) */
+	const struct rd_key_desc *desc;		/* the same, field by field */
 };
 
 /* Every key of tree id in key order. fn returns nonzero to stop (that value is returned). */

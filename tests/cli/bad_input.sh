@@ -120,8 +120,7 @@ if fresh "$img"; then
   dev=$("$R" list "$img" --btree extents --json | python3 -c '
 import json, sys
 k = json.load(sys.stdin)[0]
-b = bytes(int(x, 16) for x in k["value"].split(":")[1].split()[:8])
-print(int.from_bytes(b, "little"))')
+print(int(k["fields"]["dev_offset"], 16))')
   flip $((dev + 777)) "$img"
   expect 4 "inode [0-9]+: file bytes \[.*checksum mismatch" "$R" fsck -n "$img"
   expect 0 "clean" "$R" fsck -n --no-data "$img"

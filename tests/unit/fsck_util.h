@@ -23,7 +23,7 @@
 
 struct fu_found {
 	char kind[32];
-	char msg[256];
+	char msg[512];
 	uint64_t ino;
 	bool fixed, pending;
 };
