@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "bufpool.h"
 #include "csum.h"
 #include "data_int.h"
 #include "refdio/errors.h"
@@ -79,7 +80,7 @@ static void batch_free(struct read_batch *b)
 {
 	for (size_t i = 0; i < b->nr; i++)
 		if (!b->r[i].direct)
-			free(b->r[i].buf);
+			rd_bufpool_put(b->r[i].buf, (size_t)b->r[i].sectors << RD_SECTOR_SHIFT);
 	free(b->r);
 	free(b->map);
 	b->r = NULL;
@@ -138,7 +139,8 @@ static int batch_read(struct rd_fs *fs, struct read_batch *b, const struct rd_ex
 				b->r[j].buf = dst;
 			} else {
 				budget += bytes;
-				if (posix_memalign(&b->r[j].buf, 4096, bytes))
+				b->r[j].buf = rd_bufpool_get(bytes);
+				if (!b->r[j].buf)
 					return -ENOMEM;
 			}
 			b->nr++;
