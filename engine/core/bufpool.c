@@ -1,10 +1,12 @@
 /*
  * bufpool.c - the cache of page-aligned I/O buffers (see bufpool.h for the contract).
  *
- * Owns: one free list per size class and the byte count they hold, under one mutex. A free
- * buffer's first bytes hold the list link; under AddressSanitizer the rest of it is
- * poisoned while it is cached, so a use after rd_bufpool_put still reports.
+ * Owns: one stack of free buffers per size class (the pointers kept here, outside the
+ * buffers, so that leak checkers see them referenced) and the byte count they hold, under
+ * one mutex. Under AddressSanitizer a cached buffer is poisoned, so that a use after
+ * rd_bufpool_put still reports.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,14 +31,12 @@
 #endif
 
 #define PAGE		4096u
-#define NR_CLASSES	64
-
-struct free_buf {
-	struct free_buf *next;
-};
+#define NR_CLASSES	48	/* 4 KiB .. RD_BUFPOOL_MAX_CLASS: class_of gives at most 43 */
+#define PER_CLASS	64	/* free buffers kept per class at most */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct free_buf *lists[NR_CLASSES];	/* lock */
+static void *stacks[NR_CLASSES][PER_CLASS];	/* lock */
+static unsigned depth[NR_CLASSES];		/* lock */
 static uint64_t cached;				/* lock */
 static uint64_t cap = RD_BUFPOOL_CACHE;		/* lock */
 static _Atomic uint64_t gets, hits;
@@ -65,7 +65,7 @@ static unsigned class_of(size_t len, size_t *size)
 
 void *rd_bufpool_get(size_t len)
 {
-	struct free_buf *b = NULL;
+	void *b = NULL;
 	size_t size;
 	unsigned cl;
 	void *p;
@@ -76,11 +76,10 @@ void *rd_bufpool_get(size_t len)
 		return posix_memalign(&p, PAGE, size ? size : PAGE) ? NULL : p;
 	}
 	cl = class_of(len, &size);
+	assert(cl < NR_CLASSES);
 	pthread_mutex_lock(&lock);
-	b = lists[cl];
-	if (b) {
-		UNPOISON(b, sizeof(*b));
-		lists[cl] = b->next;
+	if (depth[cl]) {
+		b = stacks[cl][--depth[cl]];
 		cached -= size;
 	}
 	pthread_mutex_unlock(&lock);
@@ -94,7 +93,6 @@ void *rd_bufpool_get(size_t len)
 
 void rd_bufpool_put(void *buf, size_t len)
 {
-	struct free_buf *b = buf;
 	bool keep = false;
 	size_t size;
 	unsigned cl;
@@ -106,13 +104,13 @@ void rd_bufpool_put(void *buf, size_t len)
 		return;
 	}
 	cl = class_of(len, &size);
+	assert(cl < NR_CLASSES);
 	pthread_mutex_lock(&lock);
-	if (cached + size <= cap) {
-		b->next = lists[cl];
-		lists[cl] = b;
+	if (cached + size <= cap && depth[cl] < PER_CLASS) {
+		POISON(buf, size);
+		stacks[cl][depth[cl]++] = buf;
 		cached += size;
 		keep = true;
-		POISON(buf, size);
 	}
 	pthread_mutex_unlock(&lock);
 	if (!keep)
@@ -131,7 +129,8 @@ void rd_bufpool_stats(struct rd_bufpool_stats *out)
 
 uint64_t rd_bufpool_set_cap(uint64_t new_cap)
 {
-	struct free_buf *gone = NULL;
+	void *gone[NR_CLASSES * PER_CLASS];
+	unsigned n = 0;
 	uint64_t old;
 
 	pthread_mutex_lock(&lock);
@@ -144,22 +143,16 @@ uint64_t rd_bufpool_set_cap(uint64_t new_cap)
 		for (size_t s = PAGE; s <= RD_BUFPOOL_MAX_CLASS; s += PAGE)
 			if (class_of(s, &size) == cl)
 				break;
-		while (lists[cl] && cached > cap) {
-			struct free_buf *b = lists[cl];
+		while (depth[cl] && cached > cap) {
+			void *b = stacks[cl][--depth[cl]];
 
 			UNPOISON(b, size);
-			lists[cl] = b->next;
 			cached -= size;
-			b->next = gone;
-			gone = b;
+			gone[n++] = b;
 		}
 	}
 	pthread_mutex_unlock(&lock);
-	while (gone) {
-		struct free_buf *b = gone;
-
-		gone = b->next;
-		free(b);
-	}
+	while (n)
+		free(gone[--n]);
 	return old;
 }
