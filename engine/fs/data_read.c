@@ -351,9 +351,11 @@ ssize_t rd_fs_read(struct rd_fs *fs, uint64_t ino, void *buf, size_t len, uint64
  * allocator's short lock), checksums at most READ_INLINE_MAX bytes and copies: anything
  * that could block there (a stale pointer's new lookup) goes to a data worker, which runs
  * the whole read again synchronously. Larger reads, and reads of more than one batch, go
- * to a data worker from the start.
+ * to a data worker from the start. The limit is low on purpose: measured on the loaded 2-core
+ * VM, verifying 256 KiB regions (a 4 KiB read of a 256 KiB extent) on the one I/O thread
+ * made random reads at queue depth 32 slower than on the data workers (docs/design.md).
  */
-#define READ_INLINE_MAX		(256u << 10)
+#define READ_INLINE_MAX		(64u << 10)
 
 struct read_async {
 	struct rd_data_work w;
