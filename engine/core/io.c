@@ -41,6 +41,7 @@
 #include <liburing.h>
 
 #include "refdio/errors.h"
+#include "bufpool.h"
 #include "io.h"
 #include "util.h"
 
@@ -786,19 +787,45 @@ int rd_io_flush(struct rd_io *io)
 	return res < 0 ? (int)res : 0;
 }
 
+/*
+ * rd_io_buf_alloc's buffers come from the buffer cache (bufpool.h) with one page in front
+ * that remembers their size, so that rd_io_buf_free, which is not told it, can give them
+ * back to the right class. A FUSE read's reply buffer is one per read: cached, its pages
+ * stay faulted in.
+ */
+struct io_buf_head {
+	size_t len;		/* what was asked of rd_bufpool_get */
+	uint64_t magic;
+};
+#define IO_BUF_MAGIC	0x72646275665f696full	/* "rdbuf_io" */
+#define IO_BUF_HEAD	4096u
+
 void *rd_io_buf_alloc(size_t len)
 {
-	void *p;
+	size_t n = IO_BUF_HEAD + (len ? len : 1);
+	struct io_buf_head *h;
 
-	if (posix_memalign(&p, 4096, len ? len : 1))
+	if (n < IO_BUF_HEAD)
+		return NULL;	/* len near SIZE_MAX */
+	h = rd_bufpool_get(n);
+	if (!h)
 		return NULL;
-	memset(p, 0, len);
-	return p;
+	h->len = n;
+	h->magic = IO_BUF_MAGIC;
+	memset((char *)h + IO_BUF_HEAD, 0, len);
+	return (char *)h + IO_BUF_HEAD;
 }
 
 void rd_io_buf_free(void *buf)
 {
-	free(buf);
+	struct io_buf_head *h;
+
+	if (!buf)
+		return;
+	h = (struct io_buf_head *)((char *)buf - IO_BUF_HEAD);
+	assert(h->magic == IO_BUF_MAGIC);
+	h->magic = 0;
+	rd_bufpool_put(h, h->len);
 }
 
 void rd_io_stats(struct rd_io *io, struct rd_io_stats *out)

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "alloc.h"
+#include "bufpool.h"
 #include "csum.h"
 #include "data_int.h"
 #include "refdio/errors.h"
@@ -59,12 +60,6 @@ struct rd_data_wr {
 	void			*priv;
 };
 
-static void *aligned_buf(size_t len)
-{
-	void *p = NULL;
-
-	return posix_memalign(&p, 4096, len) ? NULL : p;
-}
 
 /* Drops everything wr holds (space, references, lock, memory) and frees it. */
 static void wr_release(struct rd_data_wr *wr)
@@ -80,9 +75,9 @@ static void wr_release(struct rd_data_wr *wr)
 		rd_alloc_unreserve(fs->s, wr->reserved);
 	if (wr->locked)
 		rd_range_unlock(wr->d, &wr->range);
-	free(wr->edge_head);
-	free(wr->edge_tail);
-	free(wr->bounce);
+	rd_bufpool_put(wr->edge_head, (size_t)rd_data_bs(fs));
+	rd_bufpool_put(wr->edge_tail, (size_t)rd_data_bs(fs));
+	rd_bufpool_put(wr->bounce, (size_t)(wr->hi - wr->lo));
 	rd_inode_put(fs, wr->ip);
 	free(wr);
 }
@@ -92,7 +87,7 @@ static void wr_release(struct rd_data_wr *wr)
 static int read_edge(struct rd_data_wr *wr, uint64_t boff, uint64_t size, void **out)
 {
 	size_t bs = (size_t)rd_data_bs(wr->fs);
-	void *b = aligned_buf(bs);
+	void *b = rd_bufpool_get(bs);
 	int ret = 0;
 
 	if (!b)
@@ -104,7 +99,7 @@ static int read_edge(struct rd_data_wr *wr, uint64_t boff, uint64_t size, void *
 		atomic_fetch_add(&wr->fs->st.rmw_blocks, 1);
 	}
 	if (ret)
-		free(b);
+		rd_bufpool_put(b, bs);
 	else
 		*out = b;
 	return ret;
@@ -245,7 +240,7 @@ void rd_data_wr_submit(struct rd_fs *fs, struct rd_data_wr *wr, const void *buf,
 	/* The caller's bytes are written in place when they already are whole aligned
 	 * blocks; otherwise they are merged with the edges into one aligned copy. */
 	if (wr->edge_head || wr->edge_tail || (uintptr_t)buf % 4096) {
-		wr->bounce = aligned_buf(span);
+		wr->bounce = rd_bufpool_get(span);
 		if (!wr->bounce) {
 			wr_set_err(wr, -ENOMEM);
 			goto out;

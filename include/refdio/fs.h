@@ -152,8 +152,10 @@ int rd_fs_removexattr(struct rd_fs *fs, uint64_t ino, const char *name);
 #define RD_WRITE_DSYNC		(1u << 0)	/* durable (journal flushed) before completion */
 
 /*
- * Asynchronous data calls: done(priv, res) runs exactly once, on an engine thread (or in
- * the calling thread if the call fails before any I/O), with bytes transferred or -errno.
+ * Asynchronous data calls: done(priv, res) runs exactly once, on an engine thread (an I/O
+ * thread included: done must not block), or in the calling thread when the call needs no
+ * I/O (it fails before any, or a read finds only holes or nothing), with bytes transferred
+ * or -errno.
  * buf must stay valid and, for writes, unchanged until done. Writes go through the dio
  * engine (dio.h) with the refctx strategy, as the mount's writes do, the buffer lent in
  * place: a write that fails part-way (ENOSPC) reports a prefix ending on a chunk boundary
