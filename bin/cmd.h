@@ -39,5 +39,6 @@ int cmd_mount(int argc, char **argv);
 int cmd_dio_write(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 #endif
