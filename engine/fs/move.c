@@ -54,6 +54,8 @@
 
 /* Victims per round at most. */
 #define GC_MAX_VICTIMS		64
+/* Passes of the mover a reservation waits through while none wins space. */
+#define GC_WAIT_PASSES		4
 /* Rounds of one rd_fs_gc call at most (each must leave more empty buckets than before). */
 #define GC_MAX_ROUNDS		4096
 
@@ -693,15 +695,18 @@ static int gc_reclaim(void *priv, bool wait)
 		return 0;
 	}
 	atomic_fetch_add(&gc->st.waits, 1);
-	/* A pass that starts after this point: one already running may have chosen its
-	 * victims before the shortage. */
-	target = gc->rounds_done + 2;
+	/* Passes that start after this point: one already running may have chosen its
+	 * victims before the shortage. The first pass that wins space ends the wait; after
+	 * GC_WAIT_PASSES passes without a gain (what is left is live, or in ranges writers
+	 * hold) the reservation fails. */
+	target = gc->rounds_done + 1 + GC_WAIT_PASSES;
 	if (!gc->waiters++)
 		pthread_cond_broadcast(&gc->cond);
 	while (!gc->stop && gc->rounds_done < target) {
+		uint64_t seen = gc->rounds_done;
+
 		pthread_cond_wait(&gc->cond, &gc->lock);
-		/* A pass that ended with a gain is enough: retry the reservation. */
-		if (gc->rounds_done >= target - 1 && gc->last_gain > 0)
+		if (gc->rounds_done != seen && gc->last_gain > 0)
 			break;
 	}
 	gain = gc->stop ? 0 : gc->last_gain;
