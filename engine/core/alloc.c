@@ -739,6 +739,7 @@ int rd_alloc_reserve(struct rd_store *s, uint64_t sectors)
 	struct rd_alloc *a = s->alloc;
 	rd_alloc_reclaim_fn fn;
 	bool low, gave_up = false;
+	uint64_t seen[3] = { 0 };	/* for RD_GC_DEBUG: available, reserved, empty */
 	unsigned tries;
 	void *priv;
 	int ret;
@@ -750,6 +751,9 @@ int rd_alloc_reserve(struct rd_store *s, uint64_t sectors)
 
 		pthread_mutex_lock(&a->lock);
 		avail = alloc_available(a);
+		seen[0] = avail;
+		seen[1] = a->reserved;
+		seen[2] = alloc_empty(a);
 		ret = sectors > avail ? -ENOSPC : 0;
 		if (!ret)
 			a->reserved += sectors;
@@ -767,8 +771,13 @@ int rd_alloc_reserve(struct rd_store *s, uint64_t sectors)
 		 * held here (the caller may hold a range lock: the mover skips those). A pass
 		 * that won nothing ends it, after one more look (another pass, or a forced
 		 * one, may have freed space meanwhile). */
-		if (!fn || gave_up || tries == ALLOC_RECLAIM_TRIES)
+		if (!fn || gave_up || tries == ALLOC_RECLAIM_TRIES) {
+			if (getenv("RD_GC_DEBUG"))
+				alloc_log("reserve %" PRIu64 ": ENOSPC after %u tries (gave up %d), "
+					  "avail %" PRIu64 " reserved %" PRIu64 " empty %" PRIu64,
+					  sectors, tries, gave_up, seen[0], seen[1], seen[2]);
 			return -ENOSPC;
+		}
 		gave_up = fn(priv, true) <= 0;
 	}
 }
