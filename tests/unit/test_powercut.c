@@ -21,7 +21,7 @@
  * (rd_open_opts.test_no_preflush) must be caught; if none is, the test fails.
  *
  * Environment: RD_TEST_SEED; RD_PC_BOUNDED (bounded workloads, default 12);
- * RD_PC_GC_BOUNDED (bounded workloads ending with a GC pass, default 2);
+ * RD_PC_GC_BOUNDED (bounded workloads ending with a GC pass, default 1);
  * RD_PC_WORKLOADS (long workloads, default 30), RD_PC_CUTS (cuts per long workload, default
  * 6), RD_PC_OUTCOMES (images per cut, default 2), RD_PC_OPS (operations per long workload,
  * default 150).
@@ -286,7 +286,7 @@ int main(void)
 			    .eem = 64 << 10, .node_size = 16 << 10 };
 	unsigned workloads = env_or("RD_PC_WORKLOADS", 30), cuts = env_or("RD_PC_CUTS", 6);
 	unsigned outcomes = env_or("RD_PC_OUTCOMES", 2), ops = env_or("RD_PC_OPS", 150);
-	unsigned bounded = env_or("RD_PC_BOUNDED", 12), gc_bounded = env_or("RD_PC_GC_BOUNDED", 2);
+	unsigned bounded = env_or("RD_PC_BOUNDED", 12), gc_bounded = env_or("RD_PC_GC_BOUNDED", 1);
 	uint64_t seed = test_seed(), rng = seed | 1;
 	struct totals t = { 0 }, b = { 0 }, neg = { 0 };
 	double t0 = du_now();
