@@ -40,5 +40,6 @@ int cmd_dio_write(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 #endif

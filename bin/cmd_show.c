@@ -121,6 +121,8 @@ int cmd_show(int argc, char **argv)
 		add_u64(sj, "buckets_free", sp.buckets_free);
 		add_u64(sj, "buckets_user", sp.buckets_user);
 		add_u64(sj, "buckets_btree", sp.buckets_btree);
+		add_u64(sj, "dead", sp.dead_bytes);
+		add_u64(sj, "buckets_partly_dead", sp.buckets_partly_dead);
 		json_object_object_add(o, "space", sj);
 		for (unsigned id = 0; id < RD_TREES; id++)
 			add_u64(tj, rd_btree_name(id), inf.tree_depth[id]);
@@ -163,6 +165,9 @@ int cmd_show(int argc, char **argv)
 		printf("  free:            %s (%" PRIu64 " buckets), available %s\n",
 		       human(sp.free_bytes, a, sizeof(a)), sp.buckets_free,
 		       human(sp.available_bytes, b, sizeof(b)));
+		printf("  partly dead:     %s not live in %" PRIu64 " buckets (what copying GC "
+		       "can win back: refdio gc)\n", human(sp.dead_bytes, a, sizeof(a)),
+		       sp.buckets_partly_dead);
 		printf("b-tree depth:     ");
 		for (unsigned id = 0; id < RD_TREES; id++)
 			printf(" %s %u", rd_btree_name(id), inf.tree_depth[id]);

@@ -199,7 +199,26 @@ static void add_u64(json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_uint64(v));
 }
 
-static void print_json(const char *mnt, const struct refdio_stats *st, bool pretty)
+/* Copying GC's counters (REFDIO_IOC_GC without RUN); NULL from a daemon without it. */
+static const struct refdio_gc *query_gc(int fd, struct refdio_gc *g)
+{
+	memset(g, 0, sizeof(*g));
+	return ioctl(fd, REFDIO_IOC_GC, g) ? NULL : g;
+}
+
+static void print_gc_text(const struct refdio_gc *g)
+{
+	if (!g)
+		return;
+	printf("copying gc: %" PRIu64 " rounds, %" PRIu64 " buckets freed, %" PRIu64
+	       " extents moved (%" PRIu64 " bytes written, %" PRIu64 " read), %" PRIu64
+	       " left for later, %" PRIu64 " writes waited for it\n", g->rounds,
+	       g->buckets_freed, g->extents_moved, g->bytes_moved, g->bytes_read, g->skipped,
+	       g->waits);
+}
+
+static void print_json(const char *mnt, const struct refdio_stats *st, bool pretty,
+		       const struct refdio_gc *g)
 {
 	json_object *o = json_object_new_object(), *ss = json_object_new_object();
 	json_object *as = json_object_new_array();
@@ -273,6 +292,18 @@ static void print_json(const char *mnt, const struct refdio_stats *st, bool pret
 		json_object_array_add(as, j);
 	}
 	json_object_object_add(o, "async", as);
+	if (g) {
+		json_object *gj = json_object_new_object();
+
+		add_u64(gj, "rounds", g->rounds);
+		add_u64(gj, "buckets_freed", g->buckets_freed);
+		add_u64(gj, "extents_moved", g->extents_moved);
+		add_u64(gj, "bytes_moved", g->bytes_moved);
+		add_u64(gj, "bytes_read", g->bytes_read);
+		add_u64(gj, "skipped", g->skipped);
+		add_u64(gj, "waits", g->waits);
+		json_object_object_add(o, "gc", gj);
+	}
 	puts(json_object_to_json_string_ext(o, pretty ? JSON_C_TO_STRING_PRETTY :
 					    JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
@@ -370,6 +401,7 @@ int cmd_stats(int argc, char **argv)
 				       (long)((interval - (double)(time_t)interval) * 1e9) };
 		struct watch_figs f;
 		double t;
+		struct refdio_gc gcs;
 
 		memset(st, 0, sizeof(*st));
 		st->size = sizeof(*st);
@@ -384,13 +416,15 @@ int cmd_stats(int argc, char **argv)
 		t = mono_s();
 		watch_figs(st, have_prev ? prev : NULL, t - t_prev, &f);
 		if (json) {
-			print_json(mnt, st, !watch);
+			print_json(mnt, st, !watch, query_gc(fd, &gcs));
 		} else if (!watch) {
 			print_text(mnt, st);
+			print_gc_text(query_gc(fd, &gcs));
 		} else if (tty) {
 			printf("\033[H\033[J");	/* home, clear: redrawn in place */
 			print_watch_line(st, &f, true);
 			print_text(mnt, st);
+			print_gc_text(query_gc(fd, &gcs));
 			printf("(every %g s; Ctrl-C to stop)\n", interval);
 		} else {
 			print_watch_line(st, &f, false);

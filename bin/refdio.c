@@ -22,6 +22,7 @@ static const struct rd_cmd commands[] = {
 	{ "mount",  "serve an image at a mount point through FUSE", cmd_mount },
 	{ "dio-write", "write to a file of a mount with one direct-write ioctl", cmd_dio_write },
 	{ "stats",  "show the direct-write statistics of a mounted filesystem", cmd_stats },
+	{ "gc",     "run copying garbage collection on an image or a mount", cmd_gc },
 	{ "bench",  "benchmark direct-write strategies and everyday jobs against a baseline",
 	  cmd_bench },
 	{ "demo",   "show live what the direct-write design is for (scenarios, verdicts)",

@@ -106,6 +106,8 @@ void rd_ioctl_exit(struct rd_daemon *d);
 void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		 struct fuse_file_info *fi, unsigned flags, const void *in_buf,
 		 size_t in_bufsz, size_t out_bufsz);
+/* REFDIO_IOC_GC (ioctl_gc.c), dispatched by rd_op_ioctl. */
+void rd_ioctl_gc(fuse_req_t req, const void *in_buf, size_t in_bufsz, size_t out_bufsz);
 
 /*
  * What an open file remembers (ops.c sets it at open, ioctl.c reads it). It lives in the

@@ -121,6 +121,10 @@ void rd_op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		rd_ioctl_stats(req, in_buf, size);
 		return;
 	}
+	if (c == REFDIO_IOC_GC) {
+		rd_ioctl_gc(req, in_buf, in_bufsz, out_bufsz);
+		return;
+	}
 	if (c == REFDIO_IOC_DIO_WAIT) {
 		struct refdio_dio_wait wait_in;
 

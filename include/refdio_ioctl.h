@@ -185,4 +185,25 @@ struct refdio_stats {
 #define REFDIO_IOC_DIO_WAIT	_IOWR(REFDIO_IOCTL_MAGIC, 3, struct refdio_dio_wait)
 #define REFDIO_IOC_STATS	_IOWR(REFDIO_IOCTL_MAGIC, 4, struct refdio_stats)
 
+/*
+ * Copying GC on a mounted filesystem (on any file or directory of the mount). Without
+ * REFDIO_GC_RUN it only reads the counters; with it, a full GC pass runs first, in the
+ * request's thread (the call returns when the pass is done), and run_* say what it did.
+ */
+#define REFDIO_GC_RUN		(1u << 0)
+
+struct refdio_gc {
+	uint32_t	flags;		/* in: REFDIO_GC_* */
+	uint32_t	reserved0;
+	/* out, with REFDIO_GC_RUN: this pass */
+	uint64_t	run_rounds, run_buckets_freed, run_extents_moved, run_bytes_moved;
+	uint64_t	run_bytes_read, run_skipped, run_empty_before, run_empty_after;
+	/* out: since the mount (mover thread and forced passes) */
+	uint64_t	rounds, buckets_freed, extents_moved, bytes_moved, bytes_read, skipped;
+	uint64_t	waits;		/* writes that waited for the mover to win space */
+	uint64_t	reserved[8];
+};
+
+#define REFDIO_IOC_GC		_IOWR(REFDIO_IOCTL_MAGIC, 5, struct refdio_gc)
+
 #endif

@@ -723,33 +723,69 @@ unlock:
 
 /*
  * Sectors new user data may still reserve (alloc lock held): every empty bucket, waiting
- * ones included (allocation flushes the journal for them), less the b-tree reserve, plus
- * what is left in the user write point's open bucket, less what is reserved already.
+ * ones included (allocation flushes the journal for them), less the b-tree reserve and
+ * the mover's, plus what is left in the user write point's open bucket, less what is
+ * reserved already.
  */
-static uint64_t alloc_available(const struct rd_alloc *a)
+uint64_t alloc_available(const struct rd_alloc *a)
 {
-	uint64_t empty = a->ready.nr + a->pending.nr;
+	uint64_t empty = alloc_empty(a), keep = a->meta_reserve + a->gc_reserve;
 	uint64_t total = alloc_user_remaining(a);
 
-	if (empty > a->meta_reserve)
-		total += (empty - a->meta_reserve) * a->bucket_sectors;
+	if (empty > keep)
+		total += (empty - keep) * a->bucket_sectors;
 	return total > a->reserved ? total - a->reserved : 0;
 }
+
+/* Rounds of the mover a reservation that does not fit waits for, while they free space. */
+#define ALLOC_RECLAIM_TRIES	64
 
 int rd_alloc_reserve(struct rd_store *s, uint64_t sectors)
 {
 	struct rd_alloc *a = s->alloc;
-	int ret = 0;
+	rd_alloc_reclaim_fn fn;
+	bool low, gave_up = false;
+	uint64_t seen[3] = { 0 };	/* for RD_GC_DEBUG: available, reserved, empty */
+	unsigned tries;
+	void *priv;
+	int ret;
 
 	if (!a)
 		return -EINVAL;
-	pthread_mutex_lock(&a->lock);
-	if (sectors > alloc_available(a))
-		ret = -ENOSPC;
-	else
-		a->reserved += sectors;
-	pthread_mutex_unlock(&a->lock);
-	return ret;
+	for (tries = 0;; tries++) {
+		uint64_t avail;
+
+		pthread_mutex_lock(&a->lock);
+		avail = alloc_available(a);
+		seen[0] = avail;
+		seen[1] = a->reserved;
+		seen[2] = alloc_empty(a);
+		ret = sectors > avail ? -ENOSPC : 0;
+		if (!ret)
+			a->reserved += sectors;
+		/* Few empty buckets left: wake the mover (no waiting). */
+		low = !ret && alloc_empty(a) < a->gc_low;
+		fn = a->reclaim;
+		priv = a->reclaim_priv;
+		pthread_mutex_unlock(&a->lock);
+		if (!ret) {
+			if (low && fn)
+				fn(priv, false);
+			return 0;
+		}
+		/* Full: the mover may win space back from partly dead buckets. No lock is
+		 * held here (the caller may hold a range lock: the mover skips those). A pass
+		 * that won nothing ends it, after one more look (another pass, or a forced
+		 * one, may have freed space meanwhile). */
+		if (!fn || gave_up || tries == ALLOC_RECLAIM_TRIES) {
+			if (getenv("RD_GC_DEBUG"))
+				alloc_log("reserve %" PRIu64 ": ENOSPC after %u tries (gave up %d), "
+					  "avail %" PRIu64 " reserved %" PRIu64 " empty %" PRIu64,
+					  sectors, tries, gave_up, seen[0], seen[1], seen[2]);
+			return -ENOSPC;
+		}
+		gave_up = fn(priv, true) <= 0;
+	}
 }
 
 void rd_alloc_unreserve(struct rd_store *s, uint64_t sectors)
@@ -772,6 +808,7 @@ void rd_alloc_space(struct rd_store *s, struct rd_space *sp)
 {
 	struct rd_alloc *a = s->alloc;
 	const struct rd_geometry *g = &s->geo;
+	struct rd_alloc_gc_state gs;
 	uint64_t durable;
 
 	memset(sp, 0, sizeof(*sp));
@@ -793,5 +830,9 @@ void rd_alloc_space(struct rd_store *s, struct rd_space *sp)
 	sp->buckets_pending = a->pending.nr;
 	sp->buckets_user = a->nr_class[ALLOC_CLASS_USER];
 	sp->buckets_btree = a->nr_class[ALLOC_CLASS_BTREE];
+	sp->buckets_gc_reserve = a->gc_reserve;
 	pthread_mutex_unlock(&a->lock);
+	rd_alloc_gc_state(s, &gs);
+	sp->dead_bytes = gs.dead_sectors << RD_SECTOR_SHIFT;
+	sp->buckets_partly_dead = gs.candidates;
 }

@@ -41,6 +41,7 @@ struct rd_bucket {
 enum rd_write_point {
 	RD_WP_BTREE,
 	RD_WP_USER,
+	RD_WP_GC,	/* copying GC's moves (alloc_gc.c): may dip into the GC reserve */
 	RD_WP_NR
 };
 
@@ -104,6 +105,47 @@ int rd_alloc_reserve(struct rd_store *s, uint64_t sectors);
 void rd_alloc_unreserve(struct rd_store *s, uint64_t sectors);
 
 /* (rd_alloc_space and struct rd_space: refdio/image.h) */
+
+/* ---- copying GC's side of the allocator (alloc_gc.c) ---------------------------------- */
+
+/*
+ * The mover above (engine/fs/move.c) registers reclaim: rd_alloc_reserve calls it without
+ * any lock held, with wait false when a reservation left free space under the low
+ * watermark (a kick: start a background round, do not wait), and with wait true when a
+ * reservation does not fit (run a round and wait for it; > 0 if the round freed space,
+ * 0 if it could not, then the reservation fails with -ENOSPC). Registering it also keeps
+ * reserve_buckets empty buckets out of reach of new reservations, for the mover to write
+ * into. fn NULL unregisters (before the mover goes away).
+ */
+typedef int (*rd_alloc_reclaim_fn)(void *priv, bool wait);
+void rd_alloc_set_reclaim(struct rd_store *s, rd_alloc_reclaim_fn fn, void *priv,
+			  uint64_t reserve_buckets);
+
+/* A bucket the mover may empty: live user data, nobody holding it open. */
+struct rd_alloc_victim {
+	uint64_t bucket;
+	uint32_t gen;
+	uint32_t live;		/* dirty sectors when chosen */
+};
+
+/*
+ * Chooses up to max victims, least live data first, whose live sectors add up to what
+ * the GC write point can take now without breaking any reservation (less a margin for
+ * the unused tails of its buckets). Only buckets whose live data is below max_live
+ * sectors are chosen. *nr gets the count (0: nothing to do or no room).
+ */
+int rd_alloc_gc_victims(struct rd_store *s, uint32_t max_live, struct rd_alloc_victim *out,
+			size_t max, size_t *nr);
+
+/* What a round may want to know (alloc lock taken inside). */
+struct rd_alloc_gc_state {
+	uint64_t empty;		/* empty buckets, waiting ones included */
+	uint64_t low, high;	/* watermarks: a round starts under low, stops at high */
+	uint64_t bucket_sectors;
+	uint64_t dead_sectors;	/* in buckets holding live user data: what GC could win */
+	uint64_t candidates;	/* buckets that are partly dead and nobody holds open */
+};
+void rd_alloc_gc_state(struct rd_store *s, struct rd_alloc_gc_state *st);
 
 /* A copy of bucket b's state (for fsck and tests); -ERANGE if b is out of range. */
 int rd_alloc_bucket(struct rd_store *s, uint64_t b, struct rd_bucket *out);

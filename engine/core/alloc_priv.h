@@ -91,6 +91,10 @@ struct rd_alloc {
 
 	uint64_t		reserved;		/* sectors reserved by writes in progress */
 	uint64_t		meta_reserve;		/* buckets user data may not take */
+	uint64_t		gc_reserve;		/* more of them, for the mover's writes */
+	uint64_t		gc_low, gc_high;	/* empty buckets: mover starts / stops */
+	rd_alloc_reclaim_fn	reclaim;		/* the mover's (rd_alloc_set_reclaim) */
+	void			*reclaim_priv;
 	uint64_t		user_sectors;		/* sum of dirty_sectors */
 	uint64_t		btree_sectors;		/* sum of btree_sectors */
 	uint64_t		nr_class[3];		/* buckets per enum alloc_class */
@@ -120,6 +124,19 @@ static inline uint32_t alloc_user_remaining(const struct rd_alloc *a)
 
 	return wp->nr ? a->bucket_sectors - wp->fill : 0;
 }
+
+/* Empty buckets, waiting ones included (alloc lock held). */
+static inline uint64_t alloc_empty(const struct rd_alloc *a)
+{
+	return a->ready.nr + a->pending.nr;
+}
+
+/* Whether the GC write point may open one more bucket: it stays out of the b-tree reserve
+ * and never takes space that reservations already count on (alloc lock held). */
+bool alloc_gc_may_open(const struct rd_alloc *a);
+
+/* Sectors new user data may still reserve (alloc lock held). */
+uint64_t alloc_available(const struct rd_alloc *a);
 
 void alloc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -64,7 +64,12 @@ static int open_bucket(struct rd_alloc *a, enum rd_write_point wpi)
 		ret = alloc_gd_reserve(a, 1);
 	if (ret)
 		return ret;
-	if (wpi == RD_WP_USER && a->ready.nr + a->pending.nr <= a->meta_reserve)
+	/* User data is reserved first (rd_alloc_reserve, which keeps the GC reserve out of
+	 * reach of new reservations): a reserved write may take any bucket outside the
+	 * b-tree reserve, and the mover never opens one that reservations count on. */
+	if (wpi == RD_WP_USER && alloc_empty(a) <= a->meta_reserve)
+		return -ENOSPC;
+	if (wpi == RD_WP_GC && !alloc_gc_may_open(a))
 		return -ENOSPC;
 	if (!rd_bheap_pop(&a->ready, &e))
 		return a->pending.nr ? -EAGAIN : -ENOSPC;

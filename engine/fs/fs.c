@@ -172,6 +172,11 @@ int rd_fs_open(const char *path, const struct rd_fs_opts *o, struct rd_fs **out,
 			goto err_store;
 		}
 	}
+	ret = rd_gc_start(fs);
+	if (ret) {
+		snprintf(why, why_len, "starting the copying GC: %s", rd_strerror(ret));
+		goto err_store;
+	}
 	*out = fs;
 	return 0;
 
@@ -227,6 +232,7 @@ int rd_fs_close(struct rd_fs *fs)
 	int ret;
 
 	rd_dio_destroy(fs->dio);	/* waits for rd_fs_write calls still running */
+	rd_gc_stop(fs);		/* no user write left to wait for it; before the icache goes */
 	if (!fs->s->read_only)
 		fs_forget_all(fs);
 	rd_data_fs_exit(fs);	/* workers are idle: callers drained their I/O */
@@ -238,6 +244,7 @@ int rd_fs_close(struct rd_fs *fs)
 void rd_fs_crash(struct rd_fs *fs)
 {
 	rd_dio_destroy(fs->dio);
+	rd_gc_stop(fs);
 	rd_data_fs_exit(fs);
 	rd_store_crash(fs->s);
 	fs_free(fs);
@@ -282,6 +289,7 @@ void rd_fs_stats(struct rd_fs *fs, struct rd_fs_stats *st)
 	st->fsyncs = atomic_load(&fs->st.fsyncs);
 	st->stale_retries = atomic_load(&fs->st.stale_retries);
 	st->short_writes = atomic_load(&fs->st.short_writes);
+	rd_gc_stats(fs, st);
 	pthread_mutex_lock(&fs->icache_lock);
 	st->inodes_cached = fs->icount;
 	pthread_mutex_unlock(&fs->icache_lock);

@@ -86,6 +86,7 @@ struct rd_fs {
 
 	struct rd_data_fs	*data;		/* data_work.c */
 	struct rd_dio		*dio;		/* rd_fs_write's (data_write.c) */
+	struct rd_gc		*gc;		/* the mover (move.c); NULL with no_gc */
 
 	/* Called by the inode cache for the last reference to an unlinked inode: the deleter
 	 * (inode_delete.c) lives above the cache, which cannot call it by name. */
@@ -234,6 +235,16 @@ void rd_data_wr_submit(struct rd_fs *fs, struct rd_data_wr *wr, const void *buf,
 		       rd_data_wr_done_fn done, void *priv);
 ssize_t rd_data_wr_commit(struct rd_fs *fs, struct rd_data_wr *wr, uint64_t *seq);
 void rd_data_wr_abort(struct rd_fs *fs, struct rd_data_wr *wr);
+
+/* ---- move.c: copying GC ------------------------------------------------------------- */
+
+/* The mover: its thread, the allocator's reclaim hook and the GC reserve. start at open
+ * (writable, not no_gc) after orphans are gone; stop at close/crash once no user write is
+ * running any more and before the inode cache goes. */
+int rd_gc_start(struct rd_fs *fs);
+void rd_gc_stop(struct rd_fs *fs);
+/* The counters of rd_fs_stats' gc_* (zeros without a mover... except what rd_fs_gc did). */
+void rd_gc_stats(struct rd_fs *fs, struct rd_fs_stats *st);
 
 /* ---- xattr.c ------------------------------------------------------------------------ */
 

@@ -38,6 +38,9 @@ struct rd_fs_opts {
 	struct rd_open_opts store;
 	/* Test hook: keep only these low bits of name hashes (0 = all), to force collisions. */
 	uint64_t test_hash_mask;
+	/* No copying GC: no mover thread, no GC reserve; space in a partly dead bucket comes
+	 * back only when the whole bucket empties (the control of the GC tests). */
+	bool no_gc;
 };
 
 /* Opens a formatted image and its filesystem (creating the root directory and lost+found
@@ -198,7 +201,32 @@ struct rd_fs_stats {
 	uint64_t inodes_cached;
 	uint64_t stale_retries;		/* reads looked up again: a bucket was reused under them */
 	uint64_t short_writes;		/* writes that stopped part-way (e.g. ENOSPC) */
+	/* Copying GC (rd_fs_gc and the mover thread), since the open. */
+	uint64_t gc_rounds;		/* rounds that found victims */
+	uint64_t gc_buckets_freed;	/* victims emptied */
+	uint64_t gc_extents_moved;
+	uint64_t gc_bytes_moved;	/* written to new space */
+	uint64_t gc_bytes_read;		/* regions read (and verified) to move them */
+	uint64_t gc_skipped;		/* regions left: range busy (foreground I/O) or damaged */
+	uint64_t gc_waits;		/* reservations that waited for the mover */
 };
 void rd_fs_stats(struct rd_fs *fs, struct rd_fs_stats *st);
+
+/* ---- copying GC ------------------------------------------------------------------------ */
+
+/* What one rd_fs_gc call did (the same counters as rd_fs_stats' gc_*, for this call). */
+struct rd_gc_report {
+	uint64_t rounds, buckets_freed, extents_moved, bytes_moved, bytes_read, skipped;
+	uint64_t empty_before, empty_after;	/* empty buckets before and after */
+};
+
+/*
+ * Runs copying GC now, in the calling thread (the mover thread waits meanwhile): empties
+ * the buckets with the least live data, moving their live extents to new space, round
+ * after round, while each round leaves more empty buckets than before. Returns 0 (rep
+ * filled, if not NULL), -EROFS on a read-only filesystem, or another negative errno.
+ * Works with no_gc too (then the GC reserve is empty: it moves only into free space).
+ */
+int rd_fs_gc(struct rd_fs *fs, struct rd_gc_report *rep);
 
 #endif

@@ -138,6 +138,11 @@ struct rd_space {
 	uint64_t buckets_free;
 	uint64_t buckets_pending;	/* empty, waiting for a journal flush before reuse */
 	uint64_t buckets_user, buckets_btree;
+	/* What copying GC can win back: bytes of buckets holding user data that no live
+	 * extent uses, in buckets_partly_dead buckets (partly dead, nobody writing them). */
+	uint64_t dead_bytes;
+	uint64_t buckets_partly_dead;
+	uint64_t buckets_gc_reserve;	/* empty buckets kept for the mover (0: GC off) */
 };
 void rd_alloc_space(struct rd_store *s, struct rd_space *sp);
 

@@ -79,6 +79,7 @@ struct cw {
 	void *cut_priv;
 	bool stopped;			/* an operation failed after the cut */
 	uint64_t ops;
+	uint64_t gc_runs, gc_bytes;	/* cw_gc calls that succeeded, bytes they moved */
 	bool verbose;
 };
 
@@ -446,6 +447,20 @@ static inline void cw_sync(struct cw *w)
 		cw_sync_done(w);
 }
 
+/* Copying GC now (rd_fs_gc, in this thread): moves live extents, changes no content. The
+ * bytes it moved are counted in w->gc_bytes. */
+static inline void cw_gc(struct cw *w)
+{
+	struct rd_gc_report r;
+
+	if (w->verbose)
+		fprintf(stderr, "  gc\n");
+	if (cw_ok(w, rd_fs_gc(w->fs, &r), "gc")) {
+		w->gc_runs++;
+		w->gc_bytes += r.bytes_moved;
+	}
+}
+
 /* One random operation. */
 static inline void cw_step(struct cw *w)
 {
@@ -474,10 +489,12 @@ static inline void cw_step(struct cw *w)
 		cw_rename(w, f);
 	else if (r < 93)
 		cw_fsync(w, f);
-	else if (r < 97)
+	else if (r < 96)
 		cw_fsync_dir(w);
-	else
+	else if (r < 98)
 		cw_sync(w);
+	else
+		cw_gc(w);
 }
 
 /* Opens the dio engine the workload writes through. */

@@ -55,18 +55,24 @@ static inline void du_format(char *path, const char *tag, const struct du_geo *g
 	}
 }
 
-static inline struct rd_fs *du_open(const char *path)
+static inline struct rd_fs *du_open_with(const char *path, const struct rd_fs_opts *o)
 {
-	struct rd_fs_opts o = { 0 };
 	struct rd_fs *fs;
 	char why[256] = "";
-	int ret = rd_fs_open(path, &o, &fs, why, sizeof(why));
+	int ret = rd_fs_open(path, o, &fs, why, sizeof(why));
 
 	if (ret) {
 		fprintf(stderr, "rd_fs_open: %s: %s\n", rd_strerror(ret), why);
 		exit(1);
 	}
 	return fs;
+}
+
+static inline struct rd_fs *du_open(const char *path)
+{
+	struct rd_fs_opts o = { 0 };
+
+	return du_open_with(path, &o);
 }
 
 static inline uint64_t du_create(struct rd_fs *fs, const char *name)

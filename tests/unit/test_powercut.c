@@ -13,10 +13,15 @@
  * checksums (rd_fsck_fs), open (journal replay), and hold every acknowledged byte, name and
  * xattr, with nothing in changed ranges that was never written there, and no read error.
  *
+ * Copying GC: long workloads run GC passes among their operations (cw_gc, 2 %), and
+ * bounded ones end with a GC pass before their close, so cuts fall inside GC too; the
+ * bytes GC moved before the cuts are printed and must not be 0.
+ *
  * Negative control: a few cuts with the journal's pre-flush switched off
  * (rd_open_opts.test_no_preflush) must be caught; if none is, the test fails.
  *
  * Environment: RD_TEST_SEED; RD_PC_BOUNDED (bounded workloads, default 12);
+ * RD_PC_GC_BOUNDED (bounded workloads ending with a GC pass, default 1);
  * RD_PC_WORKLOADS (long workloads, default 30), RD_PC_CUTS (cuts per long workload, default
  * 6), RD_PC_OUTCOMES (images per cut, default 2), RD_PC_OPS (operations per long workload,
  * default 150).
@@ -63,6 +68,7 @@ static void copy_image(const char *src, const char *dst)
 
 struct totals {
 	uint64_t cuts, outcomes, reached, kept, lost, torn, volatile_writes, failures;
+	uint64_t gc_runs, gc_bytes;	/* GC passes completed before the cut, bytes moved */
 };
 
 /* Checks one outcome image: it opens (replay), holds what the model says, and then (as
@@ -71,7 +77,9 @@ struct totals {
 static unsigned check_outcome(const char *path, const struct cw *w, const char *tag,
 			      bool expect_clean)
 {
-	struct rd_fs_opts fo = { 0 };
+	/* No mover thread: cut points must come in the same order run after run. GC runs
+	 * where the workload says (cw_gc: rd_fs_gc in the workload's thread). */
+	struct rd_fs_opts fo = { .no_gc = true };
 	struct fu_run r;
 	struct rd_fs *fs;
 	char why[256] = "";
@@ -142,6 +150,8 @@ struct cut_run {
 	uint64_t cut_at;	/* the cut_at-th device operation; 0: the dry run, no cut */
 	unsigned outcomes;	/* images made from the cut */
 	bool close_at_end;	/* a clean close ends the run: its writes are cut points too */
+	bool gc_at_end;		/* a GC pass (rd_fs_gc) after the operations: cut inside it */
+	uint64_t gc_start;	/* out (dry run): device operations before that pass */
 	struct entry_flush *ef;	/* the negative control: no pre-flush, ef picks the cut */
 };
 
@@ -184,10 +194,10 @@ static void check_outcomes(const struct cut_run *r, struct rd_io_model *m, const
 /* Runs the workload on a fresh copy of the template with power cut as r says, then checks
  * r->outcomes images. Returns the device operations seen before the cut (all of them for
  * the dry run). */
-static uint64_t one_cut(const struct cut_run *r, struct totals *t)
+static uint64_t one_cut(struct cut_run *r, struct totals *t)
 {
 	struct rd_io_model_opts mo = { .image = image, .cut_at = r->cut_at };
-	struct rd_fs_opts fo = { 0 };
+	struct rd_fs_opts fo = { .no_gc = true };	/* (see check_outcome) */
 	struct rd_io_model_stats ms;
 	struct rd_io_model *m;
 	struct rd_fs *fs;
@@ -222,7 +232,24 @@ static uint64_t one_cut(const struct cut_run *r, struct totals *t)
 		w.cut = is_cut;
 		w.cut_priv = m;
 		cw_start(&w, fs);
-		cw_run(&w, r->ops);
+		if (r->gc_at_end) {
+			/* One file written over and over: buckets partly dead, the first ones
+			 * closed (not the write point's any more), so GC has victims. */
+			struct cw_file *f = cw_pick(&w, false);
+
+			cw_create(&w, f);
+			for (unsigned i = 0; i < r->ops && !w.stopped; i++)
+				cw_write(&w, f);
+			if (!w.stopped)
+				cw_fsync(&w, f);
+			rd_io_model_stats(m, &ms);
+			if (!r->cut_at)
+				r->gc_start = ms.ops;
+			if (!w.stopped)
+				cw_gc(&w);
+		} else {
+			cw_run(&w, r->ops);
+		}
 		cw_stop_dio(&w);
 	}
 	if (fs && (r->close_at_end || !r->cut_at)) {
@@ -244,6 +271,8 @@ static uint64_t one_cut(const struct cut_run *r, struct totals *t)
 	CHECK_EQ(ms.overlaps, 0);
 	t->cuts++;
 	t->volatile_writes += ms.volatile_writes;
+	t->gc_runs += w.gc_runs;
+	t->gc_bytes += w.gc_bytes;
 	check_outcomes(r, m, &w, ms.ops, t);
 out:
 	cw_free(&w);
@@ -257,7 +286,7 @@ int main(void)
 			    .eem = 64 << 10, .node_size = 16 << 10 };
 	unsigned workloads = env_or("RD_PC_WORKLOADS", 30), cuts = env_or("RD_PC_CUTS", 6);
 	unsigned outcomes = env_or("RD_PC_OUTCOMES", 2), ops = env_or("RD_PC_OPS", 150);
-	unsigned bounded = env_or("RD_PC_BOUNDED", 12);
+	unsigned bounded = env_or("RD_PC_BOUNDED", 12), gc_bounded = env_or("RD_PC_GC_BOUNDED", 1);
 	uint64_t seed = test_seed(), rng = seed | 1;
 	struct totals t = { 0 }, b = { 0 }, neg = { 0 };
 	double t0 = du_now();
@@ -277,10 +306,24 @@ int main(void)
 		for (r.cut_at = 1; r.cut_at <= total; r.cut_at++)
 			one_cut(&r, &b);
 	}
+	/* Bounded workloads that end with a GC pass and a close: a file written over a few
+	 * times and fsynced, then cut at every device operation of the GC pass (its reads,
+	 * its writes to new space, its commits' journal entries and flushes) and of the
+	 * close. */
+	for (unsigned wl = 0; wl < gc_bounded; wl++) {
+		struct cut_run r = { .wseed = seed + 700001 * (wl + 1), .ops = 5 + wl % 3,
+				     .outcomes = 3, .close_at_end = true, .gc_at_end = true };
+		uint64_t total = one_cut(&r, &b);
+
+		for (r.cut_at = r.gc_start + 1; r.cut_at <= total; r.cut_at++)
+			one_cut(&r, &b);
+	}
 	fprintf(stderr, "bounded: %llu cut points, %llu images checked: %llu volatile writes "
-		"kept, %llu lost, %llu torn; %.1f s\n", (unsigned long long)b.cuts,
+		"kept, %llu lost, %llu torn; GC passes completed before a cut: %llu, %llu bytes "
+		"moved; %.1f s\n", (unsigned long long)b.cuts,
 		(unsigned long long)b.outcomes, (unsigned long long)b.kept,
-		(unsigned long long)b.lost, (unsigned long long)b.torn, du_now() - t0);
+		(unsigned long long)b.lost, (unsigned long long)b.torn,
+		(unsigned long long)b.gc_runs, (unsigned long long)b.gc_bytes, du_now() - t0);
 
 	/* Long random workloads cut at random points. */
 	t0 = du_now();
@@ -295,11 +338,17 @@ int main(void)
 		}
 	}
 	fprintf(stderr, "random: %llu cut points (%llu reached mid-run), %llu images checked: "
-		"%llu volatile writes kept, %llu lost, %llu torn; %.1f s\n",
+		"%llu volatile writes kept, %llu lost, %llu torn; GC passes completed before a "
+		"cut: %llu, %llu bytes moved; %.1f s\n",
 		(unsigned long long)t.cuts, (unsigned long long)t.reached,
 		(unsigned long long)t.outcomes, (unsigned long long)t.kept,
-		(unsigned long long)t.lost, (unsigned long long)t.torn, du_now() - t0);
+		(unsigned long long)t.lost, (unsigned long long)t.torn,
+		(unsigned long long)t.gc_runs, (unsigned long long)t.gc_bytes, du_now() - t0);
+	fprintf(stderr, "in all: %llu cut points, %llu write-cache outcomes (images) checked\n",
+		(unsigned long long)(t.cuts + b.cuts), (unsigned long long)(t.outcomes + b.outcomes));
 	CHECK_EQ(t.failures + b.failures, 0);
+	/* GC did move data in the runs that were cut (else its cut points prove nothing). */
+	CHECK(b.gc_bytes > 0 && t.gc_bytes > 0);
 	CHECK(t.lost > 0 && t.torn > 0 && b.lost > 0 && b.torn > 0);
 
 	/* Negative control: without the pre-flush, journal entries can outlive their data.

@@ -112,7 +112,7 @@ static uint64_t run(const char *image, uint64_t seed, unsigned ops, bool no_pref
 		    struct order_check *c)
 {
 	struct rd_io_model_opts mo = { .image = image, .observe = observe, .observe_priv = c };
-	struct rd_fs_opts fo = { 0 };
+	struct rd_fs_opts fo = { .no_gc = true };	/* deterministic: no mover thread */
 	struct rd_io_model_stats ms;
 	struct rd_fs *fs;
 	struct cw w;
